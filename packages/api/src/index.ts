@@ -1,0 +1,26 @@
+export * from './errors.js';
+export * from './service.js';
+export * from './wellknown.js';
+export { codec, codecFor, method, protoRoot } from './codec.js';
+export { protoPackages } from './generated/packages.js';
+
+export * as types from './generated/containerd.types.js';
+export * as taskTypes from './generated/containerd.v1.types.js';
+export * as events from './generated/containerd.events.js';
+export * as content from './generated/containerd.services.content.v1.js';
+export * as images from './generated/containerd.services.images.v1.js';
+export * as containers from './generated/containerd.services.containers.v1.js';
+export * as snapshots from './generated/containerd.services.snapshots.v1.js';
+export * as diff from './generated/containerd.services.diff.v1.js';
+export * as leases from './generated/containerd.services.leases.v1.js';
+export * as namespaces from './generated/containerd.services.namespaces.v1.js';
+export * as tasks from './generated/containerd.services.tasks.v1.js';
+export * as introspection from './generated/containerd.services.introspection.v1.js';
+export * as version from './generated/containerd.services.version.v1.js';
+export * as eventsService from './generated/containerd.services.events.v1.js';
+export * as eventsTtrpc from './generated/containerd.services.events.ttrpc.v1.js';
+export * as taskV2 from './generated/containerd.task.v2.js';
+export * as runcOptions from './generated/containerd.runc.v1.js';
+export * as protobuf from './generated/google.protobuf.js';
+export * as rpc from './generated/google.rpc.js';
+export * as health from './generated/grpc.health.v1.js';
