@@ -1,0 +1,24 @@
+import * as grpc from '@grpc/grpc-js';
+import { NAMESPACE_HEADER_GRPC, type CallOptions, type Metadata } from '@boxd/api';
+
+export function fromGrpcMetadata(md: grpc.Metadata): Metadata {
+  const out: Metadata = {};
+  for (const [key, values] of Object.entries(md.toJSON())) {
+    if (key.endsWith('-bin')) continue;
+    out[key] = values.map((v) => (typeof v === 'string' ? v : v.toString('utf8')));
+  }
+  return out;
+}
+
+export function toGrpcMetadata(options: CallOptions | undefined): grpc.Metadata {
+  const md = new grpc.Metadata();
+  for (const [key, value] of Object.entries(options?.metadata ?? {})) {
+    for (const v of Array.isArray(value) ? value : [value]) md.add(key.toLowerCase(), v);
+  }
+  if (options?.namespace) md.set(NAMESPACE_HEADER_GRPC, options.namespace);
+  return md;
+}
+
+export function callOptions(options: CallOptions | undefined): grpc.CallOptions {
+  return options?.timeoutMs !== undefined ? { deadline: Date.now() + options.timeoutMs } : {};
+}

@@ -1,0 +1,149 @@
+/** Serves @boxd/api service definitions with @grpc/grpc-js. */
+import * as grpc from '@grpc/grpc-js';
+import { chmod, chown } from 'node:fs/promises';
+import { once } from 'node:events';
+import {
+  methodShape,
+  type AnyMethod,
+  type CallContext,
+  type ServiceDefinition,
+  type ServiceImplementation,
+} from '@boxd/api';
+import { fromGrpcMetadata } from './metadata.js';
+import { toGrpcStatus } from './status.js';
+import { removeStaleSocket } from './socket.js';
+
+export interface GrpcServerOptions {
+  /** Max message size each way; containerd uses 16 MiB. */
+  maxMessageSize?: number;
+}
+
+export interface ListenOptions {
+  mode?: number;
+  gid?: number;
+}
+
+type AnyHandler = (...args: never[]) => unknown;
+type ServerCall = grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerReadableStream<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>;
+
+function contextOf(call: ServerCall): CallContext {
+  const controller = new AbortController();
+  const events = call as unknown as NodeJS.EventEmitter;
+  events.on('cancelled', () => controller.abort());
+  const deadline = call.getDeadline();
+  const ms = deadline instanceof Date ? deadline.getTime() : Number.isFinite(deadline) ? Number(deadline) : undefined;
+  return { metadata: fromGrpcMetadata(call.metadata), signal: controller.signal, deadline: ms, transport: 'grpc' };
+}
+
+async function writeAll(call: grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>, messages: AsyncIterable<unknown>, ctx: CallContext): Promise<void> {
+  for await (const message of messages) {
+    if (ctx.signal.aborted) return;
+    if (!call.write(message)) await Promise.race([once(call, 'drain'), once(ctx.signal as unknown as NodeJS.EventEmitter, 'abort').catch(() => undefined)]);
+  }
+}
+
+// Node's default stream iterator destroys the stream when the loop ends,
+// which would cancel the call before its response or status is sent.
+function requestsOf(call: grpc.ServerReadableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>): AsyncIterable<unknown> {
+  return call.iterator({ destroyOnReturn: false });
+}
+
+function adaptHandler(method: AnyMethod, handler: AnyHandler): grpc.UntypedHandleCall {
+  const h = handler as unknown as (...args: unknown[]) => unknown;
+  switch (methodShape(method)) {
+    case 'unary':
+      return (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+        Promise.resolve()
+          .then(() => h(call.request, contextOf(call)))
+          .then((res) => callback(null, res ?? {}), (err) => callback(toGrpcStatus(err)));
+      };
+    case 'client-stream':
+      return (call: grpc.ServerReadableStream<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+        Promise.resolve()
+          .then(() => h(requestsOf(call), contextOf(call)))
+          .then((res) => callback(null, res ?? {}), (err) => callback(toGrpcStatus(err)));
+      };
+    case 'server-stream':
+      return (call: grpc.ServerWritableStream<unknown, unknown>) => {
+        const ctx = contextOf(call);
+        Promise.resolve()
+          .then(() => writeAll(call, h(call.request, ctx) as AsyncIterable<unknown>, ctx))
+          .then(() => call.end(), (err) => call.emit('error', toGrpcStatus(err)));
+      };
+    case 'bidi':
+      return (call: grpc.ServerDuplexStream<unknown, unknown>) => {
+        const ctx = contextOf(call);
+        Promise.resolve()
+          .then(() => writeAll(call, h(requestsOf(call), ctx) as AsyncIterable<unknown>, ctx))
+          .then(() => call.end(), (err) => call.emit('error', toGrpcStatus(err)));
+      };
+  }
+}
+
+export function grpcServiceDefinition(def: ServiceDefinition): grpc.ServiceDefinition {
+  const out: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
+  for (const [name, m] of Object.entries(def.methods)) {
+    out[name] = {
+      path: m.path,
+      requestStream: m.requestStream,
+      responseStream: m.responseStream,
+      requestSerialize: (msg: unknown) => Buffer.from(m.requestType.encode(msg as never)),
+      requestDeserialize: (buf: Buffer) => m.requestType.decode(buf),
+      responseSerialize: (msg: unknown) => Buffer.from(m.responseType.encode(msg as never)),
+      responseDeserialize: (buf: Buffer) => m.responseType.decode(buf),
+      originalName: name,
+    };
+  }
+  return out;
+}
+
+export class GrpcServer {
+  readonly server: grpc.Server;
+  private readonly services: string[] = [];
+
+  constructor(options: GrpcServerOptions = {}) {
+    const max = options.maxMessageSize ?? 16 << 20;
+    this.server = new grpc.Server({ 'grpc.max_receive_message_length': max, 'grpc.max_send_message_length': max });
+  }
+
+  addService<S extends ServiceDefinition>(def: S, impl: ServiceImplementation<S>): this {
+    const handlers: grpc.UntypedServiceImplementation = {};
+    for (const [name, m] of Object.entries(def.methods)) {
+      handlers[name] = adaptHandler(m, (impl as Record<string, AnyHandler>)[name]);
+    }
+    this.server.addService(grpcServiceDefinition(def), handlers);
+    this.services.push(def.name);
+    return this;
+  }
+
+  get serviceNames(): readonly string[] {
+    return this.services;
+  }
+
+  async listen(path: string, options: ListenOptions = {}): Promise<void> {
+    await removeStaleSocket(path);
+    await new Promise<number>((resolve, reject) =>
+      this.server.bindAsync(`unix:${path}`, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
+    );
+    await chmod(path, options.mode ?? (options.gid === undefined ? 0o600 : 0o660));
+    if (options.gid !== undefined) await chown(path, process.getuid?.() ?? 0, options.gid);
+  }
+
+  /** Graceful: stop accepting and wait for calls in flight, forcing after timeoutMs. */
+  async close(timeoutMs = 5000): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.server.forceShutdown();
+        resolve();
+      }, timeoutMs);
+      this.server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  forceClose(): void {
+    this.server.forceShutdown();
+  }
+}
