@@ -66,6 +66,8 @@ function listProtoFiles(dir: string, rel = ''): string[] {
   const out: string[] = [];
   for (const ent of readdirSync(path.join(dir, rel), { withFileTypes: true })) {
     const r = rel ? `${rel}/${ent.name}` : ent.name;
+    // proto/boxd/ holds boxd's own internal protocols: no upstream counterpart.
+    if (ent.isDirectory() && r === 'boxd') continue;
     if (ent.isDirectory()) out.push(...listProtoFiles(dir, r));
     else if (ent.name.endsWith('.proto')) out.push(r);
   }
