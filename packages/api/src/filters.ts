@@ -8,12 +8,16 @@
  *
  * Several filter strings are OR-ed, the selectors of one string are AND-ed.
  *
- * Deliberate deviations from upstream, all of them accepting more than upstream
- * does (so every filter `ctr` sends means the same thing here):
+ * Deliberate deviations from upstream. All but the last accept filters that
+ * upstream rejects, so every filter upstream accepts means the same here:
  * - `/` and `|` delimited strings are accepted wherever a quoted string is, not
  *   only as `~=` values (the documented syntax allows them for label keys:
  *   `labels.|containerd.io/uncompressed|`).
  * - An unquoted value may start with `.` (upstream's scanner rejects `name==.x`).
+ * - Whitespace may follow a value (`name==a , b`); upstream only skips it
+ *   before tokens it scans, not before `,` or the end.
+ * - A `~=` value that does not compile fails the parse with InvalidArgument;
+ *   upstream parses it and then never matches.
  */
 import { InvalidArgumentError } from './errors.js';
 
@@ -66,7 +70,9 @@ function makeFilter(alternatives: Selector[][]): Filter {
   return {
     alternatives,
     always,
-    match: always ? () => true : (adaptor) => alternatives.some((conj) => conj.every((sel) => matchSelector(sel, adaptor))),
+    match: always
+      ? () => true
+      : (adaptor) => alternatives.some((conj) => conj.every((sel) => matchSelector(sel, adaptor))),
   };
 }
 
@@ -157,7 +163,7 @@ class Scanner {
   constructor(readonly input: string) {}
 
   fail(pos: number, message: string): never {
-    throw new InvalidArgumentError(`invalid filter ${goQuote(this.input)}: ${message} at column ${pos + 1}`);
+    throw new InvalidArgumentError(`invalid filter ${goQuote(this.input)} at column ${pos + 1}: ${message}`);
   }
 
   peek(mode: Mode): Token {
@@ -370,8 +376,10 @@ function parseConjunction(text: string): Selector[] {
  * Compile an RE2 (Go regexp) pattern to a JS RegExp with the same meaning for
  * the syntax both share, translating what differs (leading `(?flags)`,
  * `(?P<name>`, POSIX classes, `\A`, `\z`, `\Q..\E`, `\x{..}`, literal `{`,
- * `.` not matching only `\n`) and rejecting what RE2 lacks (backreferences,
- * lookaround) so a filter cannot mean something upstream would refuse.
+ * ASCII-only `\s`, `.` excluding only `\n`) and rejecting what RE2 lacks
+ * (backreferences, lookaround) so a filter cannot mean something upstream
+ * would refuse. Flags inside the expression (`a(?i)b`, `(?i:..)`) and `(?U)`
+ * have no JS equivalent and are rejected.
  * Matching is unanchored, as Go's MatchString.
  */
 export function compileRegexp(pattern: string): RegExp {
@@ -381,7 +389,6 @@ export function compileRegexp(pattern: string): RegExp {
   let flags = 'u';
   let i = 0;
   for (let m: RegExpExecArray | null; (m = /^\(\?([A-Za-z]*)(?:-([A-Za-z]*))?\)/.exec(pattern.slice(i))); ) {
-    if (m[1] === '' && !m[2]) fail('empty flag group "(?)"');
     for (const f of m[1]! + (m[2] ?? '')) {
       if (f === 'U') fail('the ungreedy flag (?U) is not supported');
       if (f !== 'i' && f !== 'm' && f !== 's') fail(`unknown flag ${goQuote(f)}`);
@@ -424,11 +431,14 @@ export function compileRegexp(pattern: string): RegExp {
       case 'v':
       case 'd':
       case 'D':
-      case 's':
-      case 'S':
       case 'w':
       case 'W':
         return [`\\${c}`, at + 2];
+      // RE2's \s is ASCII-only and excludes \v; JS's adds \v and Unicode spaces.
+      case 's':
+        return [inClass ? classBody(PERL_SPACE) : `[${classBody(PERL_SPACE)}]`, at + 2];
+      case 'S':
+        return [inClass ? classBody(complement(PERL_SPACE)) : `[^${classBody(PERL_SPACE)}]`, at + 2];
       case 'b':
       case 'B':
       case 'A':
@@ -476,9 +486,9 @@ export function compileRegexp(pattern: string): RegExp {
       const posix = /^\[:(\^?)([a-z]+):\]/.exec(pattern.slice(j));
       if (posix) {
         const ranges = POSIX_CLASSES[posix[2]!];
-        if (ranges === undefined) fail(`invalid character class range ${goQuote(posix[0])}`);
-        if (posix[1]) fail(`negated POSIX classes are not supported: ${goQuote(posix[0])}`);
-        cls += ranges;
+        if (ranges === undefined) return fail(`invalid character class range ${goQuote(posix[0])}`);
+        // A JS class cannot nest a negated one, so spell out the complement.
+        cls += classBody(posix[1] ? complement(ranges) : ranges);
         j += posix[0].length;
         continue;
       }
@@ -496,6 +506,11 @@ export function compileRegexp(pattern: string): RegExp {
     return [cls + ']', j + 1];
   };
 
+  const noFlagChange = (set: string, clear: string) =>
+    [...set].every((f) => 'ims'.includes(f) && flags.includes(f)) &&
+    [...clear].every((f) => 'ims'.includes(f) && !flags.includes(f));
+
+  let m: RegExpExecArray | null;
   while (i < n) {
     const c = pattern[i]!;
     switch (c) {
@@ -529,6 +544,9 @@ export function compileRegexp(pattern: string): RegExp {
           i += 3;
         } else if (/^(?:=|!|<=|<!)/.test(rest)) {
           fail('lookahead and lookbehind are not supported');
+        } else if ((m = /^([A-Za-z]*)(?:-([A-Za-z]*))?\)/.exec(rest)) && noFlagChange(m[1]!, m[2] ?? '')) {
+          // A group that leaves every flag as it is, like `(?)`, is a no-op.
+          i += 2 + m[0].length;
         } else if (/^[A-Za-z-]*[:)]/.test(rest)) {
           fail('flags are only supported as a (?flags) group at the start of the expression');
         } else {
@@ -577,22 +595,43 @@ const UNICODE_CATEGORIES = new Set(
   'C Cc Cf Co Cs L Ll Lm Lo Lt Lu M Mc Me Mn N Nd Nl No P Pc Pd Pe Pf Pi Po Ps S Sc Sk Sm So Z Zl Zp Zs'.split(' '),
 );
 
-const POSIX_CLASSES: Record<string, string> = {
-  alnum: '0-9A-Za-z',
-  alpha: 'A-Za-z',
-  ascii: '\\x00-\\x7F',
-  blank: '\\t ',
-  cntrl: '\\x00-\\x1F\\x7F',
-  digit: '0-9',
-  graph: '!-~',
-  lower: 'a-z',
-  print: ' -~',
-  punct: '!-\\/:-@\\[-`\\{-~',
-  space: '\\t\\n\\v\\f\\r ',
-  upper: 'A-Z',
-  word: '0-9A-Za-z_',
-  xdigit: '0-9A-Fa-f',
+type Ranges = ReadonlyArray<readonly [number, number]>;
+
+const PERL_SPACE: Ranges = [[0x09, 0x0a], [0x0c, 0x0d], [0x20, 0x20]];
+
+const POSIX_CLASSES: Record<string, Ranges> = {
+  alnum: [[0x30, 0x39], [0x41, 0x5a], [0x61, 0x7a]],
+  alpha: [[0x41, 0x5a], [0x61, 0x7a]],
+  ascii: [[0x00, 0x7f]],
+  blank: [[0x09, 0x09], [0x20, 0x20]],
+  cntrl: [[0x00, 0x1f], [0x7f, 0x7f]],
+  digit: [[0x30, 0x39]],
+  graph: [[0x21, 0x7e]],
+  lower: [[0x61, 0x7a]],
+  print: [[0x20, 0x7e]],
+  punct: [[0x21, 0x2f], [0x3a, 0x40], [0x5b, 0x60], [0x7b, 0x7e]],
+  space: [[0x09, 0x0d], [0x20, 0x20]],
+  upper: [[0x41, 0x5a]],
+  word: [[0x30, 0x39], [0x41, 0x5a], [0x5f, 0x5f], [0x61, 0x7a]],
+  xdigit: [[0x30, 0x39], [0x41, 0x46], [0x61, 0x66]],
 };
+
+/** Complement over all code points of sorted, non-overlapping ranges. */
+function complement(ranges: Ranges): Ranges {
+  const out: Array<[number, number]> = [];
+  let next = 0;
+  for (const [lo, hi] of ranges) {
+    if (lo > next) out.push([next, lo - 1]);
+    next = hi + 1;
+  }
+  if (next <= 0x10ffff) out.push([next, 0x10ffff]);
+  return out;
+}
+
+function classBody(ranges: Ranges): string {
+  const cp = (n: number) => `\\u{${n.toString(16)}}`;
+  return ranges.map(([lo, hi]) => (lo === hi ? cp(lo) : `${cp(lo)}-${cp(hi)}`)).join('');
+}
 
 // ---------------------------------------------------------------------------
 

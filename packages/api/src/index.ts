@@ -24,3 +24,8 @@ export * as runcOptions from './generated/containerd.runc.v1.js';
 export * as protobuf from './generated/google.protobuf.js';
 export * as rpc from './generated/google.rpc.js';
 export * as health from './generated/grpc.health.v1.js';
+export * as boxdMetadata from './generated/boxd.metadata.v1.js';
+export * from './filters.js';
+export * from './identifiers.js';
+export * from './labels.js';
+export * from './fieldmask.js';
