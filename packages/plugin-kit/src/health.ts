@@ -1,10 +1,11 @@
 import { health, type ServiceImplementation } from '@boxd/api';
 
 const { SERVING, NOT_SERVING, SERVICE_UNKNOWN } = health.HealthCheckResponse_ServingStatus;
+type Status = health.HealthCheckResponse_ServingStatus;
 
 /** grpc.health.v1 for a plugin: SERVING once every service is up. */
 export class HealthState {
-  private status: number = NOT_SERVING;
+  private status: Status = NOT_SERVING;
   private services = new Set<string>();
   private watchers = new Set<() => void>();
 
@@ -17,12 +18,12 @@ export class HealthState {
     this.set(NOT_SERVING);
   }
 
-  private set(status: number): void {
+  private set(status: Status): void {
     this.status = status;
     for (const w of this.watchers) w();
   }
 
-  private statusOf(service: string): number {
+  private statusOf(service: string): Status {
     if (service && !this.services.has(service)) return SERVICE_UNKNOWN;
     return this.status;
   }
@@ -34,8 +35,8 @@ export class HealthState {
     };
   }
 
-  private async *watch(service: string, signal: AbortSignal): AsyncIterable<{ status: number }> {
-    let last = -1;
+  private async *watch(service: string, signal: AbortSignal): AsyncIterable<{ status: Status }> {
+    let last: Status | undefined;
     while (!signal.aborted) {
       const now = this.statusOf(service);
       if (now !== last) {
