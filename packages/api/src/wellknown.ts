@@ -35,13 +35,14 @@ export function isZeroTimestamp(ts: Init<TimestampLike> | null | undefined): boo
   return (seconds === 0 && !ts.nanos) || seconds === GO_ZERO_SECONDS;
 }
 
+/** google.protobuf.Any; protobufjs keeps the proto field name `type_url` for this well-known type. */
 export interface AnyLike {
-  typeUrl: string;
+  type_url: string;
   value: Uint8Array;
 }
 
 export function packAny<T>(typeUrl: string, codec: MessageCodec<T>, message: Init<T>): AnyLike {
-  return { typeUrl, value: codec.encode(message) };
+  return { type_url: typeUrl, value: codec.encode(message) };
 }
 
 export function unpackAny<T>(any: AnyLike, codec: MessageCodec<T>): T {
@@ -50,7 +51,7 @@ export function unpackAny<T>(any: AnyLike, codec: MessageCodec<T>): T {
 
 /** Any holding JSON, as containerd stores OCI specs. */
 export function packJsonAny(typeUrl: string, value: unknown): AnyLike {
-  return { typeUrl, value: Buffer.from(JSON.stringify(value)) };
+  return { type_url: typeUrl, value: Buffer.from(JSON.stringify(value)) };
 }
 
 export function unpackJsonAny<T = unknown>(any: Pick<AnyLike, 'value'>): T {

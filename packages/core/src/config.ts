@@ -1,0 +1,152 @@
+/**
+ * The core's config file (TOML). Per plugin it says how to reach it:
+ *   exec      — the core starts it as a child process and supervises it
+ *   address   — it already runs; the core connects to its socket
+ *   in_process — loaded into the core (tests, embedding)
+ * Upstream containerd's `[proxy_plugins.NAME] type/address` (gRPC) is accepted too.
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parse, stringify } from 'smol-toml';
+import { InvalidArgumentError } from '@boxd/api';
+
+export type PluginKind = 'content' | 'metadata' | 'snapshot' | 'diff' | 'events';
+
+export interface PluginConfig {
+  id: string;
+  type: PluginKind;
+  /** Command line to start it (exec mode). */
+  exec?: string[];
+  /** Socket of an already-running plugin (address mode). */
+  address?: string;
+  transport: 'ttrpc' | 'grpc';
+  inProcess: boolean;
+  disabled: boolean;
+  /** The plugin's own config table, written to a file it reads with --config. */
+  config: Record<string, unknown>;
+}
+
+export interface CoreConfig {
+  root: string;
+  state: string;
+  address: string;
+  socketGid?: number;
+  metricsAddress?: string;
+  plugins: PluginConfig[];
+  /** Snapshotter names served to clients → plugin id. */
+  snapshotters: Record<string, string>;
+}
+
+export interface ConfigOverrides {
+  root?: string;
+  state?: string;
+  address?: string;
+}
+
+const DEFAULT_ROOT = '/var/lib/boxd';
+const DEFAULT_STATE = '/run/boxd';
+
+const BUILTIN: Array<{ id: string; type: PluginKind; bin: string }> = [
+  { id: 'content', type: 'content', bin: 'boxd-content-store' },
+  { id: 'events', type: 'events', bin: 'boxd-events-bus' },
+  { id: 'overlayfs', type: 'snapshot', bin: 'boxd-snapshotter-overlay' },
+  { id: 'native', type: 'snapshot', bin: 'boxd-snapshotter-native' },
+  { id: 'diff', type: 'diff', bin: 'boxd-diff' },
+  { id: 'metadata', type: 'metadata', bin: 'boxd-metadata' },
+];
+
+/** The built-in config as TOML text: every boxd plugin as a supervised child. */
+export function defaultConfigToml(): string {
+  const plugins: Record<string, unknown> = {};
+  for (const p of BUILTIN) plugins[p.id] = { type: p.type, exec: [p.bin] };
+  return (
+    '# boxd default config. Per plugin: exec (start and supervise), address (connect), or in_process.\n' +
+    stringify({
+      version: 1,
+      root: DEFAULT_ROOT,
+      state: DEFAULT_STATE,
+      grpc: { address: join(DEFAULT_STATE, 'boxd.sock') },
+      metrics: { address: '' },
+      plugins,
+    }) +
+    '\n'
+  );
+}
+
+function table(value: unknown, where: string): Record<string, unknown> {
+  if (value === undefined) return {};
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new InvalidArgumentError(`${where} must be a table`);
+  return value as Record<string, unknown>;
+}
+
+function str(value: unknown, where: string): string | undefined {
+  if (value === undefined || value === '') return undefined;
+  if (typeof value !== 'string') throw new InvalidArgumentError(`${where} must be a string`);
+  return value;
+}
+
+const KINDS = new Set<PluginKind>(['content', 'metadata', 'snapshot', 'diff', 'events']);
+
+function pluginKind(value: unknown, where: string): PluginKind {
+  if (typeof value !== 'string' || !KINDS.has(value as PluginKind)) throw new InvalidArgumentError(`${where}.type must be one of ${[...KINDS].join(', ')}`);
+  return value as PluginKind;
+}
+
+function parsePlugin(id: string, raw: Record<string, unknown>): PluginConfig {
+  const where = `plugins.${id}`;
+  const exec = raw.exec === undefined ? undefined : Array.isArray(raw.exec) ? raw.exec.map(String) : [String(raw.exec)];
+  const address = str(raw.address, `${where}.address`);
+  const inProcess = raw.in_process === true;
+  const modes = [exec !== undefined, address !== undefined, inProcess].filter(Boolean).length;
+  if (modes > 1) throw new InvalidArgumentError(`${where}: set only one of exec, address, in_process`);
+  const transport = raw.transport ?? 'ttrpc';
+  if (transport !== 'ttrpc' && transport !== 'grpc') throw new InvalidArgumentError(`${where}.transport must be "ttrpc" or "grpc"`);
+  return {
+    id,
+    type: pluginKind(raw.type, where),
+    exec: modes === 0 ? [BUILTIN.find((b) => b.id === id)?.bin ?? `boxd-${id}`] : exec,
+    address,
+    transport,
+    inProcess,
+    disabled: raw.disabled === true,
+    config: table(raw.config, `${where}.config`),
+  };
+}
+
+function parseProxyPlugin(id: string, raw: Record<string, unknown>): PluginConfig {
+  const where = `proxy_plugins.${id}`;
+  const address = str(raw.address, `${where}.address`);
+  if (!address) throw new InvalidArgumentError(`${where}.address is required`);
+  return { id, type: pluginKind(raw.type, where), address, transport: 'grpc', inProcess: false, disabled: false, config: {} };
+}
+
+export function parseConfig(text: string, overrides: ConfigOverrides = {}): CoreConfig {
+  let doc: Record<string, unknown>;
+  try {
+    doc = parse(text) as Record<string, unknown>;
+  } catch (err) {
+    throw new InvalidArgumentError(`config is not valid TOML: ${(err as Error).message}`);
+  }
+  const root = overrides.root ?? str(doc.root, 'root') ?? DEFAULT_ROOT;
+  const state = overrides.state ?? str(doc.state, 'state') ?? DEFAULT_STATE;
+  const grpc = table(doc.grpc, 'grpc');
+  const metrics = table(doc.metrics, 'metrics');
+  const plugins = Object.entries(table(doc.plugins, 'plugins')).map(([id, raw]) => parsePlugin(id, table(raw, `plugins.${id}`)));
+  plugins.push(...Object.entries(table(doc.proxy_plugins, 'proxy_plugins')).map(([id, raw]) => parseProxyPlugin(id, table(raw, `proxy_plugins.${id}`))));
+  const snapshotters: Record<string, string> = {};
+  for (const p of plugins) if (p.type === 'snapshot' && !p.disabled) snapshotters[p.id] = p.id;
+  return {
+    root,
+    state,
+    address: overrides.address ?? str(grpc.address, 'grpc.address') ?? join(state, 'boxd.sock'),
+    socketGid: typeof grpc.gid === 'number' ? grpc.gid : undefined,
+    metricsAddress: str(metrics.address, 'metrics.address'),
+    plugins,
+    snapshotters,
+  };
+}
+
+export async function loadCoreConfig(path: string | undefined, overrides: ConfigOverrides = {}): Promise<CoreConfig> {
+  const text = path ? await readFile(path, 'utf8') : defaultConfigToml();
+  return parseConfig(text, overrides);
+}

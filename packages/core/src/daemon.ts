@@ -1,0 +1,120 @@
+/**
+ * The core daemon: start (or reach) the plugins, then serve containerd's
+ * API v1 on the gRPC socket by routing to them, and the ttrpc events
+ * endpoint shims publish to on `<address>.ttrpc`.
+ */
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import {
+  boxdMetadata,
+  content,
+  diff,
+  eventsService,
+  eventsTtrpc,
+  health,
+  introspection,
+  snapshots,
+  version,
+  type ServiceDefinition,
+  type ServiceImplementation,
+} from '@boxd/api';
+import { GrpcServer } from '@boxd/grpc';
+import { TtrpcServer } from '@boxd/ttrpc';
+import { HealthState } from '@boxd/plugin-kit';
+import type { CoreConfig } from './config.js';
+import { PluginHost } from './plugin-host.js';
+import { CoreMetrics } from './metrics.js';
+import { EventPublisher } from './events.js';
+import { instrument } from './instrument.js';
+import { versionService } from './services/version.js';
+import { introspectionService, type PluginStatus } from './services/introspection.js';
+import { metadataServices } from './services/metadata.js';
+import { contentService } from './services/content.js';
+import { snapshotsService } from './services/snapshots.js';
+import { diffService } from './services/diff.js';
+import { eventsPublicService, eventsShimService } from './services/events.js';
+
+export interface Daemon {
+  readonly config: CoreConfig;
+  readonly host: PluginHost;
+  readonly metrics: CoreMetrics;
+  stop(): Promise<void>;
+}
+
+interface Registered {
+  definition: ServiceDefinition;
+  implementation: ServiceImplementation<ServiceDefinition>;
+  id: string;
+}
+
+function entry<S extends ServiceDefinition>(id: string, definition: S, implementation: ServiceImplementation<S>): Registered {
+  return { id, definition, implementation: implementation as unknown as ServiceImplementation<ServiceDefinition> };
+}
+
+function publicServices(config: CoreConfig, host: PluginHost, publisher: EventPublisher, healthState: HealthState): Registered[] {
+  const meta = <S extends ServiceDefinition>(def: S) => host.kindClient('metadata', def);
+  const store = () => host.kindClient('content', content.ContentService);
+  const contentIndex = () => meta(boxdMetadata.ContentIndexService);
+  const bus = () => host.kindClient('events', eventsService.EventsService);
+  const services: Registered[] = [
+    entry('version', version.VersionService, versionService()),
+    entry('healthcheck', health.HealthService, healthState.implementation()),
+    ...metadataServices(meta, publisher).map((s) => entry(s.definition.name.split('.')[2], s.definition, s.implementation as never)),
+    entry('content', content.ContentService, contentService(store, contentIndex, publisher)),
+    entry(
+      'snapshots',
+      snapshots.SnapshotsService,
+      snapshotsService((name) => host.client(config.snapshotters[name] ?? name, snapshots.SnapshotsService), () => meta(boxdMetadata.SnapshotIndexService), publisher),
+    ),
+    entry('diff', diff.DiffService, diffService(() => host.kindClient('diff', diff.DiffService), store, contentIndex)),
+    entry('events', eventsService.EventsService, eventsPublicService(bus)),
+  ];
+  return services;
+}
+
+function grpcStatuses(services: Registered[]): PluginStatus[] {
+  return services.map((s) => ({ type: 'io.containerd.grpc.v1', id: s.id }));
+}
+
+export async function startDaemon(config: CoreConfig, logger: Logger): Promise<Daemon> {
+  await mkdir(config.root, { recursive: true, mode: 0o711 });
+  await mkdir(config.state, { recursive: true, mode: 0o711 });
+  const metrics = new CoreMetrics();
+  const host = new PluginHost(config, logger, (id) => metrics.pluginRestarts.inc({ plugin: id }));
+  const publisher = new EventPublisher(() => (host.has('events') ? host.kindClient('events', eventsService.EventsService) : undefined), logger);
+  const healthState = new HealthState();
+  await host.startAll();
+
+  const services = publicServices(config, host, publisher, healthState);
+  const statuses = () => [...host.statuses(), ...grpcStatuses(services), { type: 'io.containerd.grpc.v1', id: 'introspection' }];
+  services.push(entry('introspection', introspection.IntrospectionService, introspectionService(statuses, join(config.root, 'uuid'))));
+
+  const grpc = new GrpcServer();
+  for (const s of services) grpc.addService(s.definition, instrument(s.definition, s.implementation, metrics));
+  const ttrpc = new TtrpcServer({ logger });
+  if (host.has('events')) ttrpc.addService(eventsTtrpc.EventsService, eventsShimService(() => host.kindClient('events', eventsService.EventsService)));
+  try {
+    await grpc.listen(config.address, { gid: config.socketGid });
+    await ttrpc.listen(`${config.address}.ttrpc`, { gid: config.socketGid });
+    if (config.metricsAddress) await metrics.listen(config.metricsAddress);
+  } catch (err) {
+    grpc.forceClose();
+    await ttrpc.close({ graceful: false });
+    await host.stopAll();
+    throw err;
+  }
+  healthState.serving(services.map((s) => s.definition.name));
+  logger.info({ address: config.address, plugins: host.statuses().map((p) => p.id) }, 'boxd serving');
+
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      healthState.notServing();
+      await Promise.all([grpc.close(5000), ttrpc.close({ graceful: true, timeoutMs: 5000 })]);
+      await host.stopAll();
+      await metrics.close();
+      logger.info('boxd stopped');
+    })());
+  return { config, host, metrics, stop };
+}

@@ -1,0 +1,19 @@
+/** Publishing the events upstream publishes, through the events bus. */
+import { eventsService, type Init, type MessageCodec, type ServiceClient } from '@boxd/api';
+import type { Logger } from 'pino';
+
+export class EventPublisher {
+  constructor(
+    private readonly bus: () => ServiceClient<typeof eventsService.EventsService> | undefined,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Fire and forget: a missing or slow bus never fails the API call. */
+  publish<T>(namespace: string, topic: string, codec: MessageCodec<T>, event: Init<T>): void {
+    const bus = this.bus();
+    if (!bus) return;
+    bus
+      .Publish({ topic, event: { type_url: codec.typeName, value: codec.encode(event) } }, { namespace, timeoutMs: 5000 })
+      .catch((err: unknown) => this.logger.warn({ err, topic, namespace }, 'event not published'));
+  }
+}

@@ -1,0 +1,185 @@
+/**
+ * The plugins the core runs or reaches: for each one its socket, its
+ * supervisor (exec mode) or in-process instance, and typed clients.
+ */
+import { existsSync, realpathSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { delimiter, dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { stringify } from 'smol-toml';
+import type { Logger } from 'pino';
+import { FailedPreconditionError, NotFoundError, type ServiceClient, type ServiceDefinition } from '@boxd/api';
+import { startPlugin, type PluginSpec, type RunningPlugin } from '@boxd/plugin-kit';
+import type { CoreConfig, PluginConfig, PluginKind } from './config.js';
+import { PluginEndpoint } from './endpoint.js';
+import { Supervisor } from './supervisor.js';
+import type { PluginStatus } from './services/introspection.js';
+
+const START_ORDER: PluginKind[] = ['content', 'events', 'snapshot', 'diff', 'metadata'];
+
+const TYPE_URI: Record<PluginKind, string> = {
+  content: 'io.containerd.content.v1',
+  events: 'io.containerd.event.v1',
+  snapshot: 'io.containerd.snapshotter.v1',
+  diff: 'io.containerd.differ.v1',
+  metadata: 'io.containerd.metadata.v1',
+};
+
+const PACKAGE_OF_BIN: Record<string, string> = {
+  'boxd-content-store': '@boxd/content-store',
+  'boxd-events-bus': '@boxd/events-bus',
+  'boxd-snapshotter-overlay': '@boxd/snapshotter-overlay',
+  'boxd-snapshotter-native': '@boxd/snapshotter-native',
+  'boxd-diff': '@boxd/diff',
+  'boxd-metadata': '@boxd/metadata',
+};
+
+interface Hosted {
+  config: PluginConfig;
+  endpoint: PluginEndpoint;
+  supervisor?: Supervisor;
+  inProcess?: RunningPlugin;
+  error?: string;
+}
+
+/** Where a plugin's bin lives: PATH, then node_modules/.bin above the core. */
+export function resolveBin(name: string): string {
+  if (name.includes('/')) return name;
+  const dirs = (process.env.PATH ?? '').split(delimiter);
+  for (let dir = dirname(fileURLToPath(import.meta.url)); dir !== dirname(dir); dir = dirname(dir)) dirs.push(join(dir, 'node_modules', '.bin'));
+  for (const dir of dirs) {
+    const candidate = join(dir, name);
+    if (existsSync(candidate)) return realpathSync(candidate);
+  }
+  throw new NotFoundError(`plugin binary ${name} not found in PATH or node_modules/.bin`);
+}
+
+export class PluginHost {
+  private readonly hosted = new Map<string, Hosted>();
+
+  constructor(
+    private readonly config: CoreConfig,
+    private readonly logger: Logger,
+    private readonly onRestart: (id: string) => void = () => undefined,
+  ) {
+    for (const p of config.plugins) {
+      if (p.disabled) continue;
+      const address = p.address ?? join(config.state, 'plugins', `${p.id}.sock`);
+      this.hosted.set(p.id, { config: p, endpoint: new PluginEndpoint(p.id, address, p.address ? p.transport : 'ttrpc') });
+    }
+  }
+
+  private ordered(): Hosted[] {
+    return [...this.hosted.values()].sort((a, b) => START_ORDER.indexOf(a.config.type) - START_ORDER.indexOf(b.config.type));
+  }
+
+  /** The config a plugin gets: its own table plus the sockets of the plugins it talks to. */
+  private pluginConfig(p: PluginConfig): Record<string, unknown> {
+    const out: Record<string, unknown> = { ...p.config };
+    const contentPlugin = this.byKind('content');
+    if ((p.type === 'metadata' || p.type === 'diff') && contentPlugin) {
+      out.content_address ??= contentPlugin.endpoint.address;
+      out.content_transport ??= contentPlugin.endpoint.transport;
+    }
+    if (p.type === 'metadata') {
+      const snapshotters: Record<string, unknown> = { ...(out.snapshotters as Record<string, unknown> | undefined) };
+      for (const h of this.hosted.values()) {
+        if (h.config.type === 'snapshot') snapshotters[h.config.id] ??= { address: h.endpoint.address, transport: h.endpoint.transport };
+      }
+      out.snapshotters = snapshotters;
+    }
+    return out;
+  }
+
+  private byKind(kind: PluginKind): Hosted | undefined {
+    return [...this.hosted.values()].find((h) => h.config.type === kind);
+  }
+
+  async startAll(): Promise<void> {
+    await mkdir(join(this.config.state, 'plugins'), { recursive: true, mode: 0o700 });
+    for (const h of this.ordered()) {
+      try {
+        await this.start(h);
+      } catch (err) {
+        h.error = (err as Error).message;
+        throw new FailedPreconditionError(`plugin ${h.config.id} failed to start: ${h.error}`, { cause: err });
+      }
+    }
+  }
+
+  private async start(h: Hosted): Promise<void> {
+    const p = h.config;
+    if (p.address) return;
+    const root = join(this.config.root, p.id);
+    const config = this.pluginConfig(p);
+    if (p.inProcess) {
+      const spec = await loadSpec(PACKAGE_OF_BIN[`boxd-${p.id}`] ?? PACKAGE_OF_BIN[resolveDefaultBin(p)] ?? p.id);
+      h.inProcess = await startPlugin(spec, { address: h.endpoint.address, root, config, logger: this.logger.child({ plugin: p.id }) });
+      return;
+    }
+    const configFile = join(this.config.state, 'plugins', `${p.id}.toml`);
+    await writeFile(configFile, stringify(config), { mode: 0o600 });
+    const [bin, ...args] = p.exec ?? [];
+    const command = [resolveBin(bin), ...args, '--address', h.endpoint.address, '--root', root, '--config', configFile];
+    h.supervisor = new Supervisor({ id: p.id, command }, { logger: this.logger });
+    h.supervisor.on('exit', () => h.endpoint.reset());
+    h.supervisor.on('ready', () => {
+      if (h.supervisor!.restarts > 0) this.onRestart(p.id);
+    });
+    await h.supervisor.start();
+  }
+
+  /** Stop in reverse start order: metadata first, content last. */
+  async stopAll(): Promise<void> {
+    for (const h of this.ordered().reverse()) {
+      await h.supervisor?.stop().catch((err) => this.logger.warn({ err, plugin: h.config.id }, 'plugin stop failed'));
+      await h.inProcess?.stop().catch((err) => this.logger.warn({ err, plugin: h.config.id }, 'plugin stop failed'));
+      await h.endpoint.close();
+    }
+  }
+
+  client<S extends ServiceDefinition>(id: string, def: S): ServiceClient<S> {
+    const h = this.hosted.get(id);
+    if (!h) throw new NotFoundError(`plugin ${id} is not configured`);
+    return h.endpoint.client(def);
+  }
+
+  /** The first enabled plugin of a kind (content, metadata, diff, events). */
+  kindClient<S extends ServiceDefinition>(kind: PluginKind, def: S): ServiceClient<S> {
+    const h = this.byKind(kind);
+    if (!h) throw new FailedPreconditionError(`no ${kind} plugin is configured`);
+    return h.endpoint.client(def);
+  }
+
+  has(kind: PluginKind): boolean {
+    return this.byKind(kind) !== undefined;
+  }
+
+  snapshotterIds(): string[] {
+    return [...this.hosted.values()].filter((h) => h.config.type === 'snapshot').map((h) => h.config.id);
+  }
+
+  pids(): number[] {
+    return [...this.hosted.values()].map((h) => h.supervisor?.pid).filter((p): p is number => p !== undefined);
+  }
+
+  statuses(): PluginStatus[] {
+    return [...this.hosted.values()].map((h) => ({
+      type: TYPE_URI[h.config.type],
+      id: h.config.id,
+      exports: { address: h.endpoint.address },
+      error: h.error ?? (h.supervisor && !h.supervisor.running ? 'plugin process is not running' : undefined),
+    }));
+  }
+}
+
+function resolveDefaultBin(p: PluginConfig): string {
+  return p.exec?.[0] ?? '';
+}
+
+async function loadSpec(pkg: string): Promise<PluginSpec> {
+  const mod = (await import(pkg)) as Record<string, unknown>;
+  const spec = Object.values(mod).find((v): v is PluginSpec => typeof v === 'object' && v !== null && 'setup' in v && 'name' in v);
+  if (!spec) throw new NotFoundError(`${pkg} exports no plugin spec`);
+  return spec;
+}

@@ -1,0 +1,107 @@
+/**
+ * The public Snapshots API, per namespace: the metadata plugin's
+ * SnapshotIndex maps client keys to backend keys, the snapshotter named in
+ * field 1 holds the data. Removal is the GC's job, as upstream.
+ */
+import {
+  boxdMetadata,
+  events,
+  namespaceOf,
+  NotFoundError,
+  snapshots,
+  type CallContext,
+  type CallOptions,
+  type ServiceClient,
+  type ServiceImplementation,
+} from '@boxd/api';
+import { forwardOptions } from '../forward.js';
+import type { EventPublisher } from '../events.js';
+
+type Backend = ServiceClient<typeof snapshots.SnapshotsService>;
+type Index = ServiceClient<typeof boxdMetadata.SnapshotIndexService>;
+
+/** Backends are namespace-less; only deadline and cancellation travel. */
+function backendOptions(ctx: CallContext): CallOptions {
+  const { signal, timeoutMs } = forwardOptions(ctx);
+  return { signal, timeoutMs };
+}
+
+export function snapshotsService(backend: (snapshotter: string) => Backend, index: () => Index, publisher: EventPublisher): ServiceImplementation<typeof snapshots.SnapshotsService> {
+  const ns = (ctx: CallContext) => namespaceOf(ctx) ?? '';
+  const backendOf = (name: string) => {
+    if (!name) throw new NotFoundError('snapshotter not specified');
+    return backend(name);
+  };
+
+  async function create(kind: 'Prepare' | 'View', req: snapshots.PrepareSnapshotRequest, ctx: CallContext) {
+    const target = backendOf(req.snapshotter);
+    const planned = await index()[kind](req, forwardOptions(ctx));
+    try {
+      const { mounts } = await target[kind]({ snapshotter: req.snapshotter, key: planned.key, parent: planned.parent, labels: planned.labels }, backendOptions(ctx));
+      publisher.publish(ns(ctx), '/snapshot/prepare', events.SnapshotPrepare, { key: req.key, parent: req.parent });
+      return { mounts };
+    } catch (err) {
+      await index()
+        .Remove({ snapshotter: req.snapshotter, key: req.key }, forwardOptions(ctx))
+        .catch(() => undefined);
+      throw err;
+    }
+  }
+
+  return {
+    Prepare: (req, ctx) => create('Prepare', req, ctx),
+    View: (req, ctx) => create('View', req, ctx),
+    async Mounts(req, ctx) {
+      const target = backendOf(req.snapshotter);
+      const resolved = await index().Resolve(req, forwardOptions(ctx));
+      return target.Mounts({ snapshotter: req.snapshotter, key: resolved.key }, backendOptions(ctx));
+    },
+    async Commit(req, ctx) {
+      const target = backendOf(req.snapshotter);
+      const planned = await index().Commit(req, forwardOptions(ctx));
+      try {
+        await target.Commit({ snapshotter: req.snapshotter, name: planned.name, key: planned.key, labels: planned.labels }, backendOptions(ctx));
+      } catch (err) {
+        await index()
+          .AbortCommit(req, forwardOptions(ctx))
+          .catch(() => undefined);
+        throw err;
+      }
+      publisher.publish(ns(ctx), '/snapshot/commit', events.SnapshotCommit, { key: req.key, name: req.name });
+      return {};
+    },
+    async Remove(req, ctx) {
+      backendOf(req.snapshotter);
+      await index().Remove(req, forwardOptions(ctx));
+      publisher.publish(ns(ctx), '/snapshot/remove', events.SnapshotRemove, { key: req.key });
+      return {};
+    },
+    async Stat(req, ctx) {
+      backendOf(req.snapshotter);
+      return index().Stat(req, forwardOptions(ctx));
+    },
+    async Update(req, ctx) {
+      const target = backendOf(req.snapshotter);
+      const res = await index().Update(req, forwardOptions(ctx));
+      if (res.backendLabelsChanged) {
+        await target.Update(
+          { snapshotter: req.snapshotter, info: { name: res.backendKey, labels: res.backendLabels }, updateMask: { paths: ['labels'] } },
+          backendOptions(ctx),
+        );
+      }
+      return { info: res.info };
+    },
+    List(req, ctx) {
+      backendOf(req.snapshotter);
+      return index().List(req, forwardOptions(ctx));
+    },
+    async Usage(req, ctx) {
+      const target = backendOf(req.snapshotter);
+      const resolved = await index().Resolve({ snapshotter: req.snapshotter, key: req.key }, forwardOptions(ctx));
+      return target.Usage({ snapshotter: req.snapshotter, key: resolved.key }, backendOptions(ctx));
+    },
+    async Cleanup(req, ctx) {
+      return backendOf(req.snapshotter).Cleanup(req, backendOptions(ctx));
+    },
+  };
+}
