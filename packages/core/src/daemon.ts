@@ -84,10 +84,15 @@ export async function startDaemon(config: CoreConfig, logger: Logger): Promise<D
   const host = new PluginHost(config, logger, (id) => metrics.pluginRestarts.inc({ plugin: id }));
   const publisher = new EventPublisher(() => (host.has('events') ? host.kindClient('events', eventsService.EventsService) : undefined), logger);
   const healthState = new HealthState();
-  await host.startAll();
+  try {
+    await host.startAll();
+  } catch (err) {
+    await host.stopAll();
+    throw err;
+  }
 
   const services = publicServices(config, host, publisher, healthState);
-  const statuses = () => [...host.statuses(), ...grpcStatuses(services), { type: 'io.containerd.grpc.v1', id: 'introspection' }];
+  const statuses = () => [...host.statuses(), ...grpcStatuses(services)];
   services.push(entry('introspection', introspection.IntrospectionService, introspectionService(statuses, join(config.root, 'uuid'))));
 
   const grpc = new GrpcServer();

@@ -121,7 +121,7 @@ export class PluginHost {
     await writeFile(configFile, stringify(config), { mode: 0o600 });
     const [bin, ...args] = p.exec ?? [];
     const command = [resolveBin(bin), ...args, '--address', h.endpoint.address, '--root', root, '--config', configFile];
-    h.supervisor = new Supervisor({ id: p.id, command }, { logger: this.logger });
+    h.supervisor = new Supervisor({ id: p.id, command, pidFile: join(this.config.state, 'plugins', `${p.id}.pid`) }, { logger: this.logger });
     h.supervisor.on('exit', () => h.endpoint.reset());
     h.supervisor.on('ready', () => {
       if (h.supervisor!.restarts > 0) this.onRestart(p.id);

@@ -6,10 +6,37 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter, once } from 'node:events';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
+import { readFile, writeFile } from 'node:fs/promises';
 import { UnavailableError } from '@boxd/api';
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A plugin left running by a core that was killed still holds its socket:
+ * stop it (it drains and exits on SIGTERM) before starting a fresh one.
+ */
+async function stopOrphan(pidFile: string, logger: Logger): Promise<void> {
+  const pid = Number(await readFile(pidFile, 'utf8').catch(() => ''));
+  if (!Number.isInteger(pid) || pid <= 1 || !alive(pid)) return;
+  const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+  if (!cmdline.includes('--ready-fd')) return;
+  logger.info({ pid, pidFile }, 'stopping plugin left by a previous core');
+  process.kill(pid, 'SIGTERM');
+  for (let waited = 0; alive(pid) && waited < 10_000; waited += 50) await new Promise((r) => setTimeout(r, 50));
+  if (alive(pid)) process.kill(pid, 'SIGKILL');
+}
 
 export interface SupervisedSpec {
   id: string;
+  /** Where the child's pid is kept, so a restarted core can stop an orphan. */
+  pidFile?: string;
   /** argv[0] is a JS file run with this node, or an executable. */
   command: string[];
   env?: NodeJS.ProcessEnv;
@@ -50,6 +77,7 @@ export class Supervisor extends EventEmitter {
 
   /** Start and wait until the plugin says it is ready. */
   async start(): Promise<void> {
+    if (this.spec.pidFile) await stopOrphan(this.spec.pidFile, this.options.logger);
     const [cmd, ...args] = this.spec.command;
     const isScript = /\.(m?js|cjs)$/.test(cmd);
     const child = spawn(isScript ? process.execPath : cmd, isScript ? [cmd, ...args, '--ready-fd', '3'] : [...args, '--ready-fd', '3'], {
@@ -59,6 +87,7 @@ export class Supervisor extends EventEmitter {
     this.child = child;
     this.startedAt = Date.now();
     child.once('exit', (code, signal) => this.onExit(child, code, signal));
+    if (this.spec.pidFile && child.pid) await writeFile(this.spec.pidFile, String(child.pid));
     await this.waitReady(child);
     this.options.logger.info({ plugin: this.spec.id, pid: child.pid }, 'plugin ready');
     this.emit('ready');
