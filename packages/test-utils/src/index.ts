@@ -24,3 +24,4 @@ export {
   type ProxyPluginType,
 } from './containerd.js';
 export { startRegistry, pushWithSkopeo, freePort, type Registry } from './registry.js';
+export { startBoxd, boxdBin, type Boxd, type StartBoxdOptions } from './boxd.js';
