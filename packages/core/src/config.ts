@@ -17,6 +17,8 @@ export interface PluginConfig {
   type: PluginKind;
   /** Command line to start it (exec mode). */
   exec?: string[];
+  /** npm package that provides it (in_process mode). */
+  package?: string;
   /** Socket of an already-running plugin (address mode). */
   address?: string;
   transport: 'ttrpc' | 'grpc';
@@ -46,14 +48,19 @@ export interface ConfigOverrides {
 const DEFAULT_ROOT = '/var/lib/boxd';
 const DEFAULT_STATE = '/run/boxd';
 
-const BUILTIN: Array<{ id: string; type: PluginKind; bin: string }> = [
-  { id: 'content', type: 'content', bin: 'boxd-content-store' },
-  { id: 'events', type: 'events', bin: 'boxd-events-bus' },
-  { id: 'overlayfs', type: 'snapshot', bin: 'boxd-snapshotter-overlay' },
-  { id: 'native', type: 'snapshot', bin: 'boxd-snapshotter-native' },
-  { id: 'diff', type: 'diff', bin: 'boxd-diff' },
-  { id: 'metadata', type: 'metadata', bin: 'boxd-metadata' },
+const BUILTIN: Array<{ id: string; type: PluginKind; bin: string; package: string }> = [
+  { id: 'content', type: 'content', bin: 'boxd-content-store', package: '@boxd/content-store' },
+  { id: 'events', type: 'events', bin: 'boxd-events-bus', package: '@boxd/events-bus' },
+  { id: 'overlayfs', type: 'snapshot', bin: 'boxd-snapshotter-overlay', package: '@boxd/snapshotter-overlay' },
+  { id: 'native', type: 'snapshot', bin: 'boxd-snapshotter-native', package: '@boxd/snapshotter-native' },
+  { id: 'diff', type: 'diff', bin: 'boxd-diff', package: '@boxd/diff' },
+  { id: 'metadata', type: 'metadata', bin: 'boxd-metadata', package: '@boxd/metadata' },
 ];
+
+/** The boxd plugin a config entry means when it names no command: by id, else by type. */
+function builtinFor(id: string, type: PluginKind) {
+  return BUILTIN.find((b) => b.id === id) ?? BUILTIN.find((b) => b.type === type);
+}
 
 /** The built-in config as TOML text: every boxd plugin as a supervised child. */
 export function defaultConfigToml(): string {
@@ -101,10 +108,13 @@ function parsePlugin(id: string, raw: Record<string, unknown>): PluginConfig {
   if (modes > 1) throw new InvalidArgumentError(`${where}: set only one of exec, address, in_process`);
   const transport = raw.transport ?? 'ttrpc';
   if (transport !== 'ttrpc' && transport !== 'grpc') throw new InvalidArgumentError(`${where}.transport must be "ttrpc" or "grpc"`);
+  const type = pluginKind(raw.type, where);
+  const builtin = builtinFor(id, type);
   return {
     id,
-    type: pluginKind(raw.type, where),
-    exec: modes === 0 ? [BUILTIN.find((b) => b.id === id)?.bin ?? `boxd-${id}`] : exec,
+    type,
+    exec: modes === 0 ? [builtin?.bin ?? `boxd-${id}`] : exec,
+    package: str(raw.package, `${where}.package`) ?? builtin?.package,
     address,
     transport,
     inProcess,

@@ -6,7 +6,7 @@ type AnyFn = (...args: unknown[]) => unknown;
 
 export function instrument<S extends ServiceDefinition>(def: S, impl: ServiceImplementation<S>, metrics: CoreMetrics): ServiceImplementation<S> {
   const out: Record<string, unknown> = {};
-  const service = def.name.split('.').slice(-2).join('.');
+  const service = def.name;
   for (const [name, m] of Object.entries(def.methods)) {
     const handler = (impl as Record<string, AnyFn>)[name];
     const streaming = methodShape(m) === 'server-stream' || methodShape(m) === 'bidi';

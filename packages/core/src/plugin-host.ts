@@ -25,15 +25,6 @@ const TYPE_URI: Record<PluginKind, string> = {
   metadata: 'io.containerd.metadata.v1',
 };
 
-const PACKAGE_OF_BIN: Record<string, string> = {
-  'boxd-content-store': '@boxd/content-store',
-  'boxd-events-bus': '@boxd/events-bus',
-  'boxd-snapshotter-overlay': '@boxd/snapshotter-overlay',
-  'boxd-snapshotter-native': '@boxd/snapshotter-native',
-  'boxd-diff': '@boxd/diff',
-  'boxd-metadata': '@boxd/metadata',
-};
-
 interface Hosted {
   config: PluginConfig;
   endpoint: PluginEndpoint;
@@ -113,7 +104,8 @@ export class PluginHost {
     const root = join(this.config.root, p.id);
     const config = this.pluginConfig(p);
     if (p.inProcess) {
-      const spec = await loadSpec(PACKAGE_OF_BIN[`boxd-${p.id}`] ?? PACKAGE_OF_BIN[resolveDefaultBin(p)] ?? p.id);
+      if (!p.package) throw new NotFoundError(`plugin ${p.id}: in_process needs a package`);
+      const spec = await loadSpec(p.package);
       h.inProcess = await startPlugin(spec, { address: h.endpoint.address, root, config, logger: this.logger.child({ plugin: p.id }) });
       return;
     }
@@ -171,10 +163,6 @@ export class PluginHost {
       error: h.error ?? (h.supervisor && !h.supervisor.running ? 'plugin process is not running' : undefined),
     }));
   }
-}
-
-function resolveDefaultBin(p: PluginConfig): string {
-  return p.exec?.[0] ?? '';
 }
 
 async function loadSpec(pkg: string): Promise<PluginSpec> {
