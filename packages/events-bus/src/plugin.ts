@@ -32,6 +32,7 @@ export function setupEventsBus(ctx: Pick<PluginContext, 'config' | 'logger'>): E
       service(eventsService.EventsService, eventsImplementation(bus)),
       service(eventsTtrpc.EventsService, ttrpcEventsImplementation(bus)),
     ],
+    stopping: () => bus.close(),
     close: () => bus.close(),
   };
 }

@@ -31,6 +31,12 @@ export interface PluginContext {
 
 export interface PluginInstance {
   services: ServiceRegistration[];
+  /**
+   * Called when the stop begins, before calls in flight drain: end the
+   * streams that never end on their own (subscriptions), or the drain waits
+   * out its whole timeout for them.
+   */
+  stopping?(): void;
   /** Close stores; called after calls in flight have drained. */
   close?(): Promise<void> | void;
 }
@@ -96,6 +102,7 @@ export async function startPlugin(spec: PluginSpec, options: StartOptions): Prom
   const stop = () =>
     (stopping ??= (async () => {
       healthState.notServing();
+      instance.stopping?.();
       const timeoutMs = options.drainTimeoutMs ?? 10_000;
       await Promise.all([ttrpc?.close({ graceful: true, timeoutMs }), grpc?.close(timeoutMs)]);
       await instance.close?.();
