@@ -23,6 +23,15 @@ const SEPARATE_DATA_BYTES = 16 * 1024;
 
 const RESOLVED = Promise.resolve();
 
+export interface ConnectionOptions {
+  /**
+   * Stop reading while more than this many bytes wait to be written, so a
+   * peer that sends requests but never reads the answers cannot grow our
+   * memory without bound.
+   */
+  writeBacklogLimit?: number;
+}
+
 function flushTick(conn: Connection): void {
   conn.flush();
 }
@@ -36,20 +45,23 @@ export class Connection implements FlowControl {
   private error: Error | undefined;
   private isClosed = false;
   private drainWaiters: Array<() => void> = [];
+  private readonly backlogLimit: number;
+  private backlogPaused = false;
 
   constructor(
     readonly socket: Socket,
     private readonly handler: ConnectionHandler,
     private readonly logger: Logger,
+    options: ConnectionOptions = {},
   ) {
     this.reader = new FrameReader(handler);
-    socket.setNoDelay?.(true);
-    socket.on('data', (chunk: Buffer) => this.reader.push(chunk));
+    this.backlogLimit = options.writeBacklogLimit ?? Infinity;
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (err) => {
       this.error ??= err;
       this.logger.debug({ err }, 'ttrpc: socket error');
     });
-    socket.on('drain', () => this.wakeDrainWaiters());
+    socket.on('drain', () => this.onDrain());
     socket.on('close', () => this.onClose());
   }
 
@@ -59,7 +71,7 @@ export class Connection implements FlowControl {
 
   /** Queues a complete frame; false if the connection is gone. */
   write(frame: Buffer): boolean {
-    if (this.isClosed || this.socket.destroyed) return false;
+    if (this.isClosed || !this.socket.writable) return false;
     this.pending.push(frame);
     this.pendingBytes += frame.length;
     if (this.pendingBytes >= FLUSH_BYTES) this.flush();
@@ -72,7 +84,7 @@ export class Connection implements FlowControl {
 
   writeFrame(streamId: number, type: number, flags: number, data?: Uint8Array): boolean {
     if (!data || data.length < SEPARATE_DATA_BYTES) return this.write(encodeFrame(streamId, type, flags, data));
-    if (this.isClosed || this.socket.destroyed) return false;
+    if (this.isClosed || !this.socket.writable) return false;
     const head = Buffer.allocUnsafe(HEADER_SIZE);
     writeHeader(head, data.length, streamId, type, flags);
     // Header and data stay adjacent: both enter the queue in one synchronous step.
@@ -90,13 +102,17 @@ export class Connection implements FlowControl {
     const total = this.pendingBytes;
     this.pending = [];
     this.pendingBytes = 0;
-    if (this.isClosed || this.socket.destroyed) return;
+    if (this.isClosed || !this.socket.writable) return;
     if (n === 1) this.socket.write(pending[0]!);
     else if (total <= CONCAT_BYTES) this.socket.write(Buffer.concat(pending, total));
     else {
       this.socket.cork();
       for (const buf of pending) this.socket.write(buf);
       this.socket.uncork();
+    }
+    if (!this.backlogPaused && this.socket.writableLength > this.backlogLimit) {
+      this.backlogPaused = true;
+      this.pauseRead();
     }
   }
 
@@ -119,7 +135,11 @@ export class Connection implements FlowControl {
     // reader would push into.
     process.nextTick(() => {
       if (this.pauses > 0 || this.isClosed) return;
-      this.reader.resume();
+      try {
+        this.reader.resume();
+      } catch (err) {
+        this.handlerFailed(err);
+      }
       if (!this.reader.isPaused) this.socket.resume();
     });
   }
@@ -134,6 +154,28 @@ export class Connection implements FlowControl {
   destroy(err?: Error): void {
     if (err) this.error ??= err;
     this.socket.destroy();
+  }
+
+  private onData(chunk: Buffer): void {
+    try {
+      this.reader.push(chunk);
+    } catch (err) {
+      this.handlerFailed(err);
+    }
+  }
+
+  // A bug in frame handling must cost this connection, not the process.
+  private handlerFailed(err: unknown): void {
+    this.logger.error({ err }, 'ttrpc: error handling a frame, closing connection');
+    this.destroy(err instanceof Error ? err : new Error(String(err)));
+  }
+
+  private onDrain(): void {
+    if (this.backlogPaused) {
+      this.backlogPaused = false;
+      this.resumeRead();
+    }
+    this.wakeDrainWaiters();
   }
 
   private wakeDrainWaiters(): void {

@@ -85,6 +85,13 @@ function expectWire(field: number, got: number, want: number): void {
   if (got !== want) throw new Error(`invalid wire type ${got} for field ${field}`);
 }
 
+// protobufjs' BufferReader.string() clamps a length running past the end
+// instead of failing; bytes() checks it.
+function str(r: Reader): string {
+  const b = r.bytes();
+  return Buffer.isBuffer(b) ? b.toString('utf8') : Buffer.from(b.buffer, b.byteOffset, b.length).toString('utf8');
+}
+
 function nextTag(r: Reader): number {
   const tag = r.uint32();
   if (tag >>> 3 === 0) throw new Error(`invalid field number 0 at offset ${r.pos}`);
@@ -99,11 +106,11 @@ function decodeKeyValue(r: Reader, end: number): KeyValue {
     switch (tag >>> 3) {
       case 1:
         expectWire(1, wire, WIRE_LEN);
-        kv.key = r.string();
+        kv.key = str(r);
         break;
       case 2:
         expectWire(2, wire, WIRE_LEN);
-        kv.value = r.string();
+        kv.value = str(r);
         break;
       default:
         r.skipType(wire);
@@ -123,11 +130,11 @@ export function decodeRequest(bytes: Uint8Array): Request {
     switch (tag >>> 3) {
       case 1:
         expectWire(1, wire, WIRE_LEN);
-        req.service = r.string();
+        req.service = str(r);
         break;
       case 2:
         expectWire(2, wire, WIRE_LEN);
-        req.method = r.string();
+        req.method = str(r);
         break;
       case 3:
         expectWire(3, wire, WIRE_LEN);
@@ -168,7 +175,7 @@ function decodeStatus(r: Reader, end: number): Status {
         break;
       case 2:
         expectWire(2, wire, WIRE_LEN);
-        s.message = r.string();
+        s.message = str(r);
         break;
       case 3:
         expectWire(3, wire, WIRE_LEN);

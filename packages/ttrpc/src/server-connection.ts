@@ -17,6 +17,7 @@ export interface Dispatcher {
   readonly closing: boolean;
   readonly maxStreams: number;
   readonly queueItems: number;
+  readonly writeBacklogLimit: number;
   lookup(service: string): ReadonlyMap<string, RawMethod> | undefined;
   connectionIdle(conn: ServerConnection): void;
   connectionClosed(conn: ServerConnection): void;
@@ -51,7 +52,7 @@ export class ServerConnection implements ConnectionHandler, CallOwner {
     socket: Socket,
     private readonly server: Dispatcher,
   ) {
-    this.conn = new Connection(socket, this, server.logger);
+    this.conn = new Connection(socket, this, server.logger, { writeBacklogLimit: server.writeBacklogLimit });
   }
 
   get activeCalls(): number {

@@ -6,6 +6,7 @@ import { rawService } from './typed-server.js';
 import { applySocketMode, prepareSocketPath, socketPath, type ListenOptions } from './address.js';
 import { silentLogger, type Logger } from './logger.js';
 import type { RawMethod, RawService } from './handlers.js';
+import { MAX_DATA_LENGTH } from './frame.js';
 
 export interface TtrpcServerOptions {
   logger?: Logger;
@@ -13,6 +14,8 @@ export interface TtrpcServerOptions {
   maxStreamsPerConnection?: number;
   /** Client messages buffered per stream before the connection stops reading. */
   streamQueueSize?: number;
+  /** Bytes of unsent responses per connection before it stops reading requests. */
+  writeBacklogLimit?: number;
 }
 
 export interface CloseOptions {
@@ -26,6 +29,7 @@ export class TtrpcServer implements Dispatcher {
   readonly logger: Logger;
   readonly maxStreams: number;
   readonly queueItems: number;
+  readonly writeBacklogLimit: number;
   private readonly services = new Map<string, Map<string, RawMethod>>();
   private readonly listeners: Server[] = [];
   private readonly connections = new Set<ServerConnection>();
@@ -36,6 +40,7 @@ export class TtrpcServer implements Dispatcher {
     this.logger = options.logger ?? silentLogger;
     this.maxStreams = options.maxStreamsPerConnection ?? 10_000;
     this.queueItems = options.streamQueueSize ?? 64;
+    this.writeBacklogLimit = options.writeBacklogLimit ?? 2 * MAX_DATA_LENGTH;
   }
 
   get closing(): boolean {
@@ -57,6 +62,7 @@ export class TtrpcServer implements Dispatcher {
     return this.registerService(def.name, rawService(def, impl));
   }
 
+  /** @internal */
   lookup(service: string): ReadonlyMap<string, RawMethod> | undefined {
     return this.services.get(service);
   }
@@ -97,10 +103,12 @@ export class TtrpcServer implements Dispatcher {
     this.connections.add(new ServerConnection(socket, this));
   }
 
+  /** @internal */
   connectionIdle(conn: ServerConnection): void {
     conn.conn.end();
   }
 
+  /** @internal */
   connectionClosed(conn: ServerConnection): void {
     this.connections.delete(conn);
     if (this.connections.size === 0) this.allClosed?.();
