@@ -1,0 +1,88 @@
+/**
+ * Runs collections: one at a time, on demand or debounced after deletions.
+ * A request made while one runs is served by the next run, so every caller
+ * sees a collection that started after its own change.
+ */
+import type { Logger } from '@boxd/plugin-kit';
+import type { Metadata } from '../metadata.js';
+import type { Backends } from '../backends/clients.js';
+import { sweepRecords, type SweepStats } from './sweep.js';
+import { emptyBackendStats, sweepContent, sweepSnapshotter, type BackendStats } from './backend-sweep.js';
+
+export interface CollectStats extends SweepStats, BackendStats {
+  durationNs: bigint;
+}
+
+export interface CollectorOptions {
+  /** Delay between a deletion and the collection it triggers. */
+  delayMs: number;
+  retiredGraceMs: number;
+}
+
+export class Collector {
+  private running: Promise<CollectStats> | undefined;
+  private next: Promise<CollectStats> | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly meta: Metadata,
+    private readonly backends: Backends,
+    private readonly options: CollectorOptions,
+    private readonly logger: Logger,
+  ) {}
+
+  schedule(): void {
+    if (this.closed || this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.collect().catch((err) => this.logger.error({ err }, 'scheduled garbage collection failed'));
+    }, this.options.delayMs);
+  }
+
+  collect(): Promise<CollectStats> {
+    if (!this.running) {
+      this.running = this.run().finally(() => (this.running = undefined));
+      return this.running;
+    }
+    this.next ??= this.running
+      .catch(() => undefined)
+      .then(() => {
+        this.next = undefined;
+        return this.collect();
+      });
+    return this.next;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.timer);
+    await Promise.allSettled([this.running, this.next]);
+  }
+
+  private async run(): Promise<CollectStats> {
+    const started = process.hrtime.bigint();
+    const { stores } = this.meta;
+    const records = this.meta.write(() => sweepRecords(stores, { now: this.meta.now(), retiredGraceMs: this.options.retiredGraceMs }));
+    const backend = emptyBackendStats();
+    const sweeps: Promise<void>[] = [];
+    if (this.backends.content) sweeps.push(this.guard('content', sweepContent(stores, this.backends.content, this.meta.blobGuard, backend), backend));
+    for (const [name, snapshotter] of this.backends.snapshotters) {
+      sweeps.push(this.guard(`snapshotter ${name}`, sweepSnapshotter(stores, name, snapshotter, backend), backend));
+    }
+    await Promise.all(sweeps);
+    const stats: CollectStats = { ...records, ...backend, durationNs: process.hrtime.bigint() - started };
+    if (backend.errors.length > 0) this.logger.warn({ errors: backend.errors }, 'garbage collection left some backend objects');
+    this.logger.debug({ ...stats, durationNs: stats.durationNs.toString() }, 'garbage collected');
+    return stats;
+  }
+
+  /** A backend that is down must not fail the collection: the next one retries. */
+  private async guard(what: string, sweep: Promise<void>, stats: BackendStats): Promise<void> {
+    try {
+      await sweep;
+    } catch (err) {
+      stats.errors.push(`${what}: ${(err as Error).message}`);
+    }
+  }
+}

@@ -1,0 +1,45 @@
+/**
+ * State shared by every service of the plugin: the stores, the clock, the
+ * write path and the hooks into garbage collection.
+ */
+import { NotFoundError } from '@boxd/api';
+import type { Stores } from './store/db.js';
+import type { Scope } from './context.js';
+import { BlobGuard } from './gc/blob-guard.js';
+
+export type LeaseResourceType = 'content' | 'ingests' | `snapshots/${string}`;
+
+export interface GcHooks {
+  /** A deletion happened: collect soon (debounced). */
+  schedule(): void;
+  /** Collect now and wait for it. */
+  collect(): Promise<unknown>;
+}
+
+export class Metadata {
+  gc: GcHooks = { schedule: () => undefined, collect: async () => undefined };
+  readonly blobGuard = new BlobGuard();
+
+  constructor(
+    readonly stores: Stores,
+    readonly now: () => number = Date.now,
+  ) {}
+
+  /** Run `fn` as one atomic write transaction; a throw rolls everything back. */
+  write<T>(fn: () => T): T {
+    return this.stores.root.transactionSync(fn);
+  }
+
+  /** Any write in a namespace creates it (no event, as upstream). Call inside write(). */
+  touchNamespace(ns: string): void {
+    if (this.stores.namespaces.get(ns)) return;
+    this.stores.namespaces.putSync(ns, { labels: {}, createdAt: this.now() });
+  }
+
+  /** Attach a resource to the caller's lease, if it has one. Call inside write(). */
+  attachToLease(scope: Scope, type: LeaseResourceType, id: string): void {
+    if (!scope.lease) return;
+    if (!this.stores.leases.get([scope.ns, scope.lease])) throw new NotFoundError('lease does not exist');
+    this.stores.leaseResources.putSync([scope.ns, scope.lease, type, id], 1);
+  }
+}
