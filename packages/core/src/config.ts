@@ -37,6 +37,24 @@ export interface CoreConfig {
   plugins: PluginConfig[];
   /** Snapshotter names served to clients → plugin id. */
   snapshotters: Record<string, string>;
+  /** Runtime name → shim binary (name in PATH or absolute path). */
+  runtimes: Record<string, string>;
+}
+
+/** Ours serves upstream's default runtime name too; `[runtimes."io.containerd.runc.v2"] shim = "containerd-shim-runc-v2"` switches back. */
+export const DEFAULT_RUNTIMES: Record<string, string> = {
+  'io.containerd.runc.v2': 'containerd-shim-boxd-v2',
+  'io.containerd.boxd.v2': 'containerd-shim-boxd-v2',
+};
+
+function parseRuntimes(raw: Record<string, unknown>): Record<string, string> {
+  const out = { ...DEFAULT_RUNTIMES };
+  for (const [name, value] of Object.entries(raw)) {
+    const shim = str(table(value, `runtimes."${name}"`).shim, `runtimes."${name}".shim`);
+    if (!shim) throw new InvalidArgumentError(`runtimes."${name}".shim is required`);
+    out[name] = shim;
+  }
+  return out;
 }
 
 export interface ConfigOverrides {
@@ -74,6 +92,7 @@ export function defaultConfigToml(): string {
       state: DEFAULT_STATE,
       grpc: { address: join(DEFAULT_STATE, 'boxd.sock') },
       metrics: { address: '' },
+      runtimes: Object.fromEntries(Object.entries(DEFAULT_RUNTIMES).map(([name, shim]) => [name, { shim }])),
       plugins,
     }) +
     '\n'
@@ -141,7 +160,10 @@ export function parseConfig(text: string, overrides: ConfigOverrides = {}): Core
   const state = overrides.state ?? str(doc.state, 'state') ?? DEFAULT_STATE;
   const grpc = table(doc.grpc, 'grpc');
   const metrics = table(doc.metrics, 'metrics');
-  const plugins = Object.entries(table(doc.plugins, 'plugins')).map(([id, raw]) => parsePlugin(id, table(raw, `plugins.${id}`)));
+  // A config file changes the built-in plugins it names (or disables them) and adds others.
+  const configured = table(doc.plugins, 'plugins');
+  const builtins = Object.fromEntries(BUILTIN.filter((b) => !(b.id in configured)).map((b) => [b.id, { type: b.type }]));
+  const plugins = Object.entries({ ...builtins, ...configured }).map(([id, raw]) => parsePlugin(id, table(raw, `plugins.${id}`)));
   plugins.push(...Object.entries(table(doc.proxy_plugins, 'proxy_plugins')).map(([id, raw]) => parseProxyPlugin(id, table(raw, `proxy_plugins.${id}`))));
   const snapshotters: Record<string, string> = {};
   for (const p of plugins) if (p.type === 'snapshot' && !p.disabled) snapshotters[p.id] = p.id;
@@ -153,6 +175,7 @@ export function parseConfig(text: string, overrides: ConfigOverrides = {}): Core
     metricsAddress: str(metrics.address, 'metrics.address'),
     plugins,
     snapshotters,
+    runtimes: parseRuntimes(table(doc.runtimes, 'runtimes')),
   };
 }
 

@@ -15,6 +15,8 @@ import {
   health,
   introspection,
   snapshots,
+  tasks,
+  containers,
   version,
   type ServiceDefinition,
   type ServiceImplementation,
@@ -34,6 +36,9 @@ import { contentService } from './services/content.js';
 import { snapshotsService } from './services/snapshots.js';
 import { diffService } from './services/diff.js';
 import { eventsPublicService, eventsShimService } from './services/events.js';
+import { tasksService } from './services/tasks.js';
+import { TaskManager } from './runtime/task-manager.js';
+import { Checkpoints } from './runtime/checkpoints.js';
 
 export interface Daemon {
   readonly config: CoreConfig;
@@ -52,16 +57,17 @@ function entry<S extends ServiceDefinition>(id: string, definition: S, implement
   return { id, definition, implementation: implementation as unknown as ServiceImplementation<ServiceDefinition> };
 }
 
-function publicServices(config: CoreConfig, host: PluginHost, publisher: EventPublisher, healthState: HealthState): Registered[] {
+function publicServices(config: CoreConfig, host: PluginHost, publisher: EventPublisher, healthState: HealthState, manager: TaskManager): Registered[] {
   const meta = <S extends ServiceDefinition>(def: S) => host.kindClient('metadata', def);
   const store = () => host.kindClient('content', content.ContentService);
   const contentIndex = () => meta(boxdMetadata.ContentIndexService);
   const bus = () => host.kindClient('events', eventsService.EventsService);
+  const contentApi = contentService(store, contentIndex, publisher);
   const services: Registered[] = [
     entry('version', version.VersionService, versionService()),
     entry('healthcheck', health.HealthService, healthState.implementation()),
     ...metadataServices(meta, publisher).map((s) => entry(s.definition.name.split('.')[2], s.definition, s.implementation as never)),
-    entry('content', content.ContentService, contentService(store, contentIndex, publisher)),
+    entry('content', content.ContentService, contentApi),
     entry(
       'snapshots',
       snapshots.SnapshotsService,
@@ -69,6 +75,7 @@ function publicServices(config: CoreConfig, host: PluginHost, publisher: EventPu
     ),
     entry('diff', diff.DiffService, diffService(() => host.kindClient('diff', diff.DiffService), store, contentIndex)),
     entry('events', eventsService.EventsService, eventsPublicService(bus)),
+    entry('tasks', tasks.TasksService, tasksService(manager, () => meta(containers.ContainersService), new Checkpoints(contentApi))),
   ];
   return services;
 }
@@ -91,7 +98,19 @@ export async function startDaemon(config: CoreConfig, logger: Logger): Promise<D
     throw err;
   }
 
-  const services = publicServices(config, host, publisher, healthState);
+  const manager = new TaskManager(
+    {
+      root: config.root,
+      state: config.state,
+      address: config.address,
+      ttrpcAddress: `${config.address}.ttrpc`,
+      publishBinary: process.argv[1] ?? process.execPath,
+      shims: config.runtimes,
+    },
+    publisher,
+    logger,
+  );
+  const services = publicServices(config, host, publisher, healthState, manager);
   const statuses = () => [...host.statuses(), ...grpcStatuses(services)];
   services.push(entry('introspection', introspection.IntrospectionService, introspectionService(statuses, join(config.root, 'uuid'))));
 
@@ -109,6 +128,8 @@ export async function startDaemon(config: CoreConfig, logger: Logger): Promise<D
     await host.stopAll();
     throw err;
   }
+  // Shims publish to the ttrpc endpoint, so reattach only once it is up.
+  await manager.recover();
   healthState.serving(services.map((s) => s.definition.name));
   logger.info({ address: config.address, plugins: host.statuses().map((p) => p.id) }, 'boxd serving');
 
@@ -117,6 +138,8 @@ export async function startDaemon(config: CoreConfig, logger: Logger): Promise<D
     (stopping ??= (async () => {
       healthState.notServing();
       await Promise.all([grpc.close(5000), ttrpc.close({ graceful: true, timeoutMs: 5000 })]);
+      // Containers outlive the core: only our connections to their shims close.
+      await manager.close();
       await host.stopAll();
       await metrics.close();
       logger.info('boxd stopped');

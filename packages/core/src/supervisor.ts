@@ -83,6 +83,9 @@ export class Supervisor extends EventEmitter {
     const child = spawn(isScript ? process.execPath : cmd, isScript ? [cmd, ...args, '--ready-fd', '3'] : [...args, '--ready-fd', '3'], {
       stdio: ['ignore', 'inherit', 'inherit', 'pipe'],
       env: { ...process.env, ...this.spec.env },
+      // Its own process group: a signal to the core's group must not stop
+      // plugins behind the supervisor's back; the core stops them in order.
+      detached: true,
     });
     this.child = child;
     this.startedAt = Date.now();

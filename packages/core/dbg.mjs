@@ -1,0 +1,11 @@
+import { tasks, containers, snapshots } from '@boxd/api';
+import { createGrpcClient } from '@boxd/grpc';
+const a = '/tmp/bx-core/boxd.sock', o = { namespace: 'default', timeoutMs: 3000 };
+const t = createGrpcClient(tasks.TasksService, a);
+console.log('get', await t.Get({ containerId: 't1' }, o).catch(e => e.message));
+const c = createGrpcClient(containers.ContainersService, a);
+console.log('cget', await c.Get({ id: 't1' }, o).then(r => r.container.id, e => e.message));
+const s = createGrpcClient(snapshots.SnapshotsService, a);
+console.log('stat', await s.Stat({ snapshotter: 'overlayfs', key: 't1' }, o).then(r => r.info.name, e => e.message));
+console.log('mounts', await s.Mounts({ snapshotter: 'overlayfs', key: 't1' }, o).then(r => JSON.stringify(r), e => e.message));
+process.exit(0);

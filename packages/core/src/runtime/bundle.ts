@@ -1,0 +1,83 @@
+/**
+ * Task bundles on disk, laid out as containerd's runtime v2 does so either
+ * shim (ours or upstream's) finds what it expects:
+ *   <state>/io.containerd.runtime.v2.task/<ns>/<id>/{config.json, rootfs/, work, log, shim-binary-path}
+ */
+import { execFile } from 'node:child_process';
+import { constants, openSync } from 'node:fs';
+import { Socket } from 'node:net';
+import { mkdir, readFile, readdir, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import type { Logger } from 'pino';
+
+const run = promisify(execFile);
+export const TASK_DIR = 'io.containerd.runtime.v2.task';
+
+export interface BundlePaths {
+  bundle: string;
+  work: string;
+}
+
+export function bundlePaths(root: string, state: string, ns: string, id: string): BundlePaths {
+  return { bundle: join(state, TASK_DIR, ns, id), work: join(root, TASK_DIR, ns, id) };
+}
+
+export async function createBundle(paths: BundlePaths, spec: Uint8Array, shimBinary: string): Promise<void> {
+  await mkdir(join(paths.bundle, '..'), { recursive: true, mode: 0o711 });
+  await mkdir(paths.bundle, { mode: 0o700 });
+  await mkdir(paths.work, { recursive: true, mode: 0o711 });
+  await writeFile(join(paths.bundle, 'config.json'), spec);
+  await mkdir(join(paths.bundle, 'rootfs'), { mode: 0o711 });
+  await symlink(paths.work, join(paths.bundle, 'work'));
+  await writeFile(join(paths.bundle, 'shim-binary-path'), shimBinary, { mode: 0o600 });
+  await run('mkfifo', ['-m', '0700', join(paths.bundle, 'log')]);
+}
+
+/**
+ * The shim writes its own log to the `log` FIFO; it would block opening it
+ * without a reader, so the core holds the read side and relays the lines.
+ */
+export function followShimLog(bundle: string, logger: Logger): Socket | undefined {
+  try {
+    // O_RDWR: opening never blocks and the FIFO never reports EOF while we hold it.
+    const fd = openSync(join(bundle, 'log'), constants.O_RDWR | constants.O_NONBLOCK);
+    const stream = new Socket({ fd, readable: true, writable: false });
+    stream.setEncoding('utf8');
+    stream.on('data', (chunk) => {
+      for (const line of String(chunk).split('\n')) if (line.trim()) logger.debug({ shim: line }, 'shim log');
+    });
+    stream.on('error', () => undefined);
+    return stream;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function readBundleFile(bundle: string, name: string): Promise<string | undefined> {
+  return readFile(join(bundle, name), 'utf8').then((s) => s.trim(), () => undefined);
+}
+
+/** Unmount the rootfs (the shim normally has), then remove bundle and work dir. */
+export async function removeBundle(paths: BundlePaths): Promise<void> {
+  const rootfs = join(paths.bundle, 'rootfs');
+  for (let i = 0; i < 8; i++) {
+    const res = await run('umount', [rootfs]).then(() => true, () => false);
+    if (!res) break;
+  }
+  const hidden = join(paths.bundle, '..', `.${paths.bundle.split('/').pop()}`);
+  await rename(paths.bundle, hidden).catch(() => undefined);
+  await rm(hidden, { recursive: true, force: true }).catch(() => undefined);
+  await rm(paths.bundle, { recursive: true, force: true }).catch(() => undefined);
+  await rm(paths.work, { recursive: true, force: true });
+}
+
+/** Every bundle left in the state dir: [namespace, id] pairs. */
+export async function listBundles(state: string): Promise<Array<{ ns: string; id: string }>> {
+  const base = join(state, TASK_DIR);
+  const out: Array<{ ns: string; id: string }> = [];
+  for (const ns of await readdir(base).catch(() => [] as string[])) {
+    for (const id of await readdir(join(base, ns)).catch(() => [] as string[])) if (!id.startsWith('.')) out.push({ ns, id });
+  }
+  return out;
+}

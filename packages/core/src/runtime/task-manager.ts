@@ -1,0 +1,174 @@
+/**
+ * The tasks the core runs through shims: starting a shim per task (or
+ * reusing the one the shim's grouping rule picks), keeping a ttrpc
+ * connection to it, noticing when it dies, and finding every shim again
+ * after the core restarts.
+ */
+import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
+import { AlreadyExistsError, events, NotFoundError, taskV2, timestampFromDate, type Init, type ServiceClient, protobuf } from '@boxd/api';
+import { TtrpcClient } from '@boxd/ttrpc';
+import type { EventPublisher } from '../events.js';
+import { bundlePaths, createBundle, followShimLog, listBundles, readBundleFile, removeBundle, type BundlePaths } from './bundle.js';
+import { deleteShim, resolveShimBinary, shimBinaryName, startShim, type ShimContext } from './shim-process.js';
+
+export interface RuntimeOptions {
+  root: string;
+  state: string;
+  address: string;
+  ttrpcAddress: string;
+  publishBinary: string;
+  /** Runtime name → shim binary; ours serves io.containerd.runc.v2 by default. */
+  shims: Record<string, string>;
+}
+
+export interface ShimTask {
+  ns: string;
+  id: string;
+  paths: BundlePaths;
+  ctx: ShimContext;
+  client: TtrpcClient;
+  task: ServiceClient<typeof taskV2.TaskService>;
+  log?: Socket;
+  /** Set once Delete succeeded: a closing connection is then expected. */
+  deleted: boolean;
+}
+
+export interface CreateParams {
+  ns: string;
+  id: string;
+  runtime: string;
+  spec: Uint8Array;
+  options?: Init<protobuf.Any> | null;
+  request: Init<taskV2.CreateTaskRequest>;
+}
+
+const key = (ns: string, id: string) => `${ns}/${id}`;
+
+export class TaskManager {
+  private readonly tasks = new Map<string, ShimTask>();
+  private readonly creating = new Set<string>();
+
+  constructor(
+    private readonly options: RuntimeOptions,
+    private readonly publisher: EventPublisher,
+    private readonly logger: Logger,
+  ) {}
+
+  get(ns: string, id: string): ShimTask {
+    const t = this.tasks.get(key(ns, id));
+    if (!t) throw new NotFoundError(`task ${id}`);
+    return t;
+  }
+
+  list(ns: string): ShimTask[] {
+    return [...this.tasks.values()].filter((t) => t.ns === ns);
+  }
+
+  async create(params: CreateParams): Promise<{ task: ShimTask; pid: number }> {
+    const k = key(params.ns, params.id);
+    if (this.tasks.has(k) || this.creating.has(k)) throw new AlreadyExistsError(`task ${params.id}`);
+    this.creating.add(k);
+    const paths = bundlePaths(this.options.root, this.options.state, params.ns, params.id);
+    try {
+      const binary = resolveShimBinary(shimBinaryName(params.runtime, this.options.shims));
+      await createBundle(paths, params.spec, binary).catch((err: NodeJS.ErrnoException) => {
+        if (err.code === 'EEXIST') throw new AlreadyExistsError(`bundle for task ${params.id}`);
+        throw err;
+      });
+      const ctx = this.shimContext(params.ns, params.id, paths, binary);
+      const log = followShimLog(paths.bundle, this.logger);
+      let task: ShimTask | undefined;
+      try {
+        const address = await startShim(ctx, params.options);
+        task = await this.attach(params.ns, params.id, paths, ctx, address, log);
+        const res = await task.task.Create({ ...params.request, id: params.id, bundle: paths.bundle, options: params.options });
+        return { task, pid: res.pid };
+      } catch (err) {
+        if (task) await this.forget(task);
+        else log?.destroy();
+        await deleteShim(ctx).catch(() => undefined);
+        throw err;
+      }
+    } catch (err) {
+      await removeBundle(paths).catch(() => undefined);
+      throw err;
+    } finally {
+      this.creating.delete(k);
+    }
+  }
+
+  private shimContext(ns: string, id: string, paths: BundlePaths, binary: string): ShimContext {
+    const o = this.options;
+    return { binary, bundle: paths.bundle, namespace: ns, id, address: o.address, ttrpcAddress: o.ttrpcAddress, publishBinary: o.publishBinary };
+  }
+
+  private async attach(ns: string, id: string, paths: BundlePaths, ctx: ShimContext, address: string, log?: Socket): Promise<ShimTask> {
+    const client = await TtrpcClient.connect(address);
+    const task: ShimTask = { ns, id, paths, ctx, client, task: client.service(taskV2.TaskService), log, deleted: false };
+    this.tasks.set(key(ns, id), task);
+    client.onClose(() => {
+      if (!task.deleted) void this.shimDied(task);
+    });
+    return task;
+  }
+
+  /** After a successful Delete: shut the shim down (a grouping shim stays for others) and clean up. */
+  async finish(task: ShimTask): Promise<void> {
+    task.deleted = true;
+    await task.task.Shutdown({ id: task.id }, { timeoutMs: 3000 }).catch(() => undefined);
+    await this.forget(task);
+    await removeBundle(task.paths).catch((err) => this.logger.warn({ err, task: task.id }, 'bundle removal failed'));
+  }
+
+  private async forget(task: ShimTask): Promise<void> {
+    task.deleted = true;
+    this.tasks.delete(key(task.ns, task.id));
+    task.log?.destroy();
+    await task.client.close().catch(() => undefined);
+  }
+
+  /** The shim went away with the task still registered: report its end as containerd does. */
+  private async shimDied(task: ShimTask): Promise<void> {
+    if (this.tasks.get(key(task.ns, task.id)) !== task) return;
+    this.logger.warn({ ns: task.ns, task: task.id }, 'shim connection lost; cleaning up');
+    await this.forget(task);
+    const res = await deleteShim(task.ctx).catch(() => ({ pid: 0, exitStatus: 255, exitedAt: timestampFromDate() }));
+    const exitedAt = res.exitedAt ?? timestampFromDate();
+    await removeBundle(task.paths).catch(() => undefined);
+    this.publisher.publish(task.ns, '/tasks/exit', events.TaskExit, { containerId: task.id, id: task.id, pid: res.pid, exitStatus: res.exitStatus, exitedAt });
+    this.publisher.publish(task.ns, '/tasks/delete', events.TaskDelete, { containerId: task.id, pid: res.pid, exitStatus: res.exitStatus, exitedAt });
+  }
+
+  /** On core start: reconnect to every shim in the state dir, clean up after dead ones. */
+  async recover(): Promise<void> {
+    for (const { ns, id } of await listBundles(this.options.state)) {
+      const paths = bundlePaths(this.options.root, this.options.state, ns, id);
+      const binary = (await readBundleFile(paths.bundle, 'shim-binary-path')) ?? '';
+      const address = await readBundleFile(paths.bundle, 'address');
+      const ctx = this.shimContext(ns, id, paths, binary);
+      try {
+        if (!address) throw new NotFoundError('no shim address');
+        const log = followShimLog(paths.bundle, this.logger);
+        const task = await this.attach(ns, id, paths, ctx, address, log);
+        await task.task.Connect({ id }, { timeoutMs: 5000 });
+        this.logger.info({ ns, task: id }, 'reconnected to shim');
+      } catch (err) {
+        this.logger.warn({ err, ns, task: id }, 'shim unreachable; cleaning up its bundle');
+        const known = this.tasks.get(key(ns, id));
+        if (known) await this.forget(known);
+        if (binary) await deleteShim(ctx).catch(() => undefined);
+        await removeBundle(paths).catch(() => undefined);
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const t of this.tasks.values()) {
+      t.deleted = true;
+      t.log?.destroy();
+      await t.client.close().catch(() => undefined);
+    }
+    this.tasks.clear();
+  }
+}
