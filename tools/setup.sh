@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(
   runc crun conmon criu
   containerd            # upstream 1.6: ctr, containerd-shim-runc-v2 (interop peer)
-  golang-github-containerd-containerd-dev   # upstream .proto files to check ours against
+  golang-github-containerd-containerd-dev golang-github-containerd-cgroups-dev  # upstream .proto files to check ours against
   golang-go golang-github-containerd-ttrpc-dev  # the Go ttrpc peer in e2e/
   skopeo umoci busybox-static docker-registry
   containernetworking-plugins zstd tmux

@@ -46,6 +46,9 @@ const MIRRORS: ReadonlyArray<{ ours: string; upstream: readonly string[] }> = [
   { ours: 'containerd/events/task.proto', upstream: [`${CONTAINERD}/api/events/task.proto`] },
   { ours: 'containerd/runtime/v2/task/shim.proto', upstream: [`${CONTAINERD}/runtime/v2/task/shim.proto`] },
   { ours: 'containerd/runtime/v2/runc/options/oci.proto', upstream: [`${CONTAINERD}/runtime/v2/runc/options/oci.proto`] },
+  // The cgroup metrics shims return from Stats (package golang-github-containerd-cgroups-dev).
+  { ours: 'cgroups/v1/metrics.proto', upstream: ['github.com/containerd/cgroups/stats/v1/metrics.proto'] },
+  { ours: 'cgroups/v2/metrics.proto', upstream: ['github.com/containerd/cgroups/v2/stats/metrics.proto'] },
   // Not containerd's, but reference copies come with the same package's dependencies.
   { ours: 'google/rpc/status.proto', upstream: ['github.com/gogo/googleapis/google/rpc/status.proto'] },
   {
