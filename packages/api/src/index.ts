@@ -21,6 +21,8 @@ export * as eventsService from './generated/containerd.services.events.v1.js';
 export * as eventsTtrpc from './generated/containerd.services.events.ttrpc.v1.js';
 export * as taskV2 from './generated/containerd.task.v2.js';
 export * as runcOptions from './generated/containerd.runc.v1.js';
+export * as cgroupsV1 from './generated/io.containerd.cgroups.v1.js';
+export * as cgroupsV2 from './generated/io.containerd.cgroups.v2.js';
 export * as protobuf from './generated/google.protobuf.js';
 export * as rpc from './generated/google.rpc.js';
 export * as health from './generated/grpc.health.v1.js';
