@@ -6,7 +6,7 @@
 import { closeSync, writeSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { health, type ServiceDefinition, type ServiceImplementation } from '@boxd/api';
-import { GrpcServer } from '@boxd/grpc';
+import type { GrpcServer } from '@boxd/grpc';
 import { TtrpcServer } from '@boxd/ttrpc';
 import { createLogger, type Logger } from './logger.js';
 import { loadConfig, type PluginConfig } from './config.js';
@@ -85,6 +85,8 @@ export async function startPlugin(spec: PluginSpec, options: StartOptions): Prom
       await ttrpc.listen(options.address, listen);
     }
     if (options.grpcAddress) {
+      // Loaded only when asked for: a ttrpc-only plugin never pays for HTTP/2.
+      const { GrpcServer } = await import('@boxd/grpc');
       grpc = new GrpcServer();
       for (const s of services) grpc.addService(s.definition, s.implementation);
       await grpc.listen(options.grpcAddress, listen);

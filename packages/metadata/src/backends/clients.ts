@@ -3,7 +3,6 @@
  * the snapshotters, over ttrpc (default) or gRPC.
  */
 import { content, snapshots, type ServiceClient, type ServiceDefinition } from '@boxd/api';
-import { createGrpcClient } from '@boxd/grpc';
 import { TtrpcClient, createTtrpcClient } from '@boxd/ttrpc';
 
 export type Transport = 'ttrpc' | 'grpc';
@@ -23,8 +22,10 @@ export type SnapshotsBackend = Backend<typeof snapshots.SnapshotsService>;
 
 export function connectBackend<S extends ServiceDefinition>(def: S, target: BackendAddress): Backend<S> {
   if (target.transport === 'grpc') {
-    const client = createGrpcClient(def, target.address);
-    return { get: async () => client, close: () => client.close() };
+    // gRPC (HTTP/2) is loaded only for the backends configured to use it.
+    const client = import('@boxd/grpc').then(({ createGrpcClient }) => createGrpcClient(def, target.address));
+    client.catch(() => undefined);
+    return { get: () => client, close: () => void client.then((c) => c.close(), () => undefined) };
   }
   return ttrpcBackend(def, target.address);
 }
