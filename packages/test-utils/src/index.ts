@@ -25,3 +25,4 @@ export {
 } from './containerd.js';
 export { startRegistry, pushWithSkopeo, freePort, type Registry } from './registry.js';
 export { startBoxd, boxdBin, type Boxd, type StartBoxdOptions } from './boxd.js';
+export { largeImage, type LargeImage, type LargeImageOptions } from './large-image.js';

@@ -1,0 +1,121 @@
+// boxd vs upstream containerd, side by side through the same `ctr` commands,
+// each on a fresh root in the same run. Prints times, memory and ratios.
+import { readFile, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { buildTestImage, largeImage, removeDir, startBoxd, startContainerd, tempDir } from '@boxd/test-utils';
+
+const RUNS = Number(process.env.BENCH_RUNS ?? 10);
+const DETACHED = Number(process.env.BENCH_DETACHED ?? 20);
+const only = new Set((process.env.BENCH_ONLY ?? 'import,memory,run').split(','));
+
+async function pss(pids) {
+  let kb = 0;
+  for (const pid of pids) {
+    const text = await readFile(`/proc/${pid}/smaps_rollup`, 'utf8').catch(() => '');
+    kb += Number(/^Pss:\s+(\d+)/m.exec(text)?.[1] ?? 0);
+  }
+  return kb;
+}
+
+async function processesMatching(words) {
+  const out = [];
+  for (const pid of await readdir('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    const cmd = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0').join(' ');
+    if (words.every((w) => cmd.includes(w))) out.push(Number(pid));
+  }
+  return out;
+}
+
+const systems = {
+  async boxd(dir) {
+    const d = await startBoxd({ dir, logLevel: 'warn' });
+    const plugins = async () => {
+      const files = (await readdir(join(d.state, 'plugins'))).filter((f) => f.endsWith('.pid'));
+      return Promise.all(files.map(async (f) => Number(await readFile(join(d.state, 'plugins', f), 'utf8'))));
+    };
+    return {
+      ctr: (args) => d.ctr(args, { timeoutMs: 600_000 }),
+      daemonPids: async () => [d.pid, ...(await plugins())],
+      shimPids: () => processesMatching(['containerd-shim', `-address ${d.address}`]),
+      stop: () => d.stop(),
+    };
+  },
+  async containerd(dir) {
+    const c = await startContainerd({ dir, logLevel: 'warn' });
+    return {
+      ctr: (args) => c.ctr(args, { timeoutMs: 600_000 }),
+      daemonPids: async () => [c.pid],
+      shimPids: () => processesMatching(['containerd-shim', `-address ${c.address}`]),
+      stop: () => c.stop(),
+    };
+  },
+};
+
+async function timed(fn) {
+  const start = process.hrtime.bigint();
+  await fn();
+  return Number(process.hrtime.bigint() - start) / 1e6;
+}
+
+async function ok(sys, args) {
+  const res = await sys.ctr(args);
+  if (res.code !== 0) throw new Error(`ctr ${args.join(' ')}: ${res.stderr}`);
+  return res.stdout;
+}
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const results = {};
+
+async function measure(name, small, big) {
+  const dir = await tempDir(`bx-bench-${name}-`);
+  const sys = await systems[name](join(dir, name));
+  const r = (results[name] = {});
+  try {
+    await new Promise((res) => setTimeout(res, 3000));
+    r.idlePssKb = await pss(await sys.daemonPids());
+    if (only.has('import')) r.importMs = await timed(() => ok(sys, ['images', 'import', big.archive]));
+    if (only.has('run') || only.has('memory')) await ok(sys, ['images', 'import', small.archive]);
+    if (only.has('run')) {
+      const times = [];
+      for (let i = 0; i < RUNS; i++) times.push(await timed(() => ok(sys, ['run', '--rm', small.ref, `rm${i}`, 'true'])));
+      r.runRmMedianMs = median(times);
+    }
+    if (only.has('memory')) {
+      const base = await pss(await sys.daemonPids());
+      r.detachedMs = await timed(async () => {
+        for (let i = 0; i < DETACHED; i++) await ok(sys, ['run', '-d', small.ref, `d${i}`, 'sleep', '600']);
+      });
+      await new Promise((res) => setTimeout(res, 2000));
+      const loaded = await pss([...(await sys.daemonPids()), ...(await sys.shimPids())]);
+      r.perContainerPssKb = (loaded - base) / DETACHED;
+      for (let i = 0; i < DETACHED; i++) await sys.ctr(['tasks', 'kill', '-s', 'KILL', `d${i}`]);
+    }
+  } finally {
+    await sys.stop();
+    await removeDir(dir);
+  }
+}
+
+const imgDir = await tempDir('bx-bench-img-');
+const small = await buildTestImage({ dir: imgDir });
+const big = only.has('import') ? await largeImage() : undefined;
+if (big) console.log(`large image: ${(big.compressedBytes / 1e6).toFixed(0)} MB compressed, ${big.files} files, ${big.layers.length} gzip layers`);
+for (const name of ['containerd', 'boxd']) await measure(name, small, big);
+await removeDir(imgDir);
+
+const rows = [
+  ['idle PSS (MB)', 'idlePssKb', (v) => (v / 1024).toFixed(1), 3.0],
+  ['ctr images import, large (s)', 'importMs', (v) => (v / 1000).toFixed(2), 0.6],
+  ['ctr run --rm median (ms)', 'runRmMedianMs', (v) => v.toFixed(0), 1.0],
+  [`start ${DETACHED} detached (s)`, 'detachedMs', (v) => (v / 1000).toFixed(2), 1.0],
+  ['PSS per running container (MB)', 'perContainerPssKb', (v) => (v / 1024).toFixed(2), 0.5],
+];
+console.log('\n| measure | containerd | boxd | ratio | target |\n|---|---|---|---|---|');
+for (const [label, key, fmt, target] of rows) {
+  const a = results.containerd[key];
+  const b = results.boxd[key];
+  if (a === undefined || b === undefined) continue;
+  const ratio = b / a;
+  console.log(`| ${label} | ${fmt(a)} | ${fmt(b)} | ${ratio.toFixed(2)}x | ≤ ${target}x ${ratio <= target ? 'met' : 'MISSED'} |`);
+}
