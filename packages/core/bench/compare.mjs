@@ -2,11 +2,14 @@
 // each on a fresh root in the same run. Prints times, memory and ratios.
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { images } from '@boxd/api';
+import { createGrpcClient } from '@boxd/grpc';
 import { buildTestImage, largeImage, removeDir, startBoxd, startContainerd, tempDir } from '@boxd/test-utils';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 10);
 const DETACHED = Number(process.env.BENCH_DETACHED ?? 20);
-const only = new Set((process.env.BENCH_ONLY ?? 'import,memory,run').split(','));
+const IMAGES = Number(process.env.BENCH_IMAGES ?? 10_000);
+const only = new Set((process.env.BENCH_ONLY ?? 'import,memory,run,list').split(','));
 
 async function pss(pids) {
   let kb = 0;
@@ -36,6 +39,7 @@ const systems = {
     };
     return {
       ctr: (args) => d.ctr(args, { timeoutMs: 600_000 }),
+      address: d.address,
       daemonPids: async () => [d.pid, ...(await plugins())],
       shimPids: () => processesMatching(['containerd-shim', `-address ${d.address}`]),
       stop: () => d.stop(),
@@ -45,6 +49,7 @@ const systems = {
     const c = await startContainerd({ dir, logLevel: 'warn' });
     return {
       ctr: (args) => c.ctr(args, { timeoutMs: 600_000 }),
+      address: c.address,
       daemonPids: async () => [c.pid],
       shimPids: () => processesMatching(['containerd-shim', `-address ${c.address}`]),
       stop: () => c.stop(),
@@ -64,6 +69,23 @@ async function ok(sys, args) {
   return res.stdout;
 }
 
+/** IMAGES images in one namespace (created over the API), then `ctr images ls` timed. */
+async function imagesList(sys) {
+  const client = createGrpcClient(images.ImagesService, sys.address);
+  const target = { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: `sha256:${'ab'.repeat(32)}`, size: 1234 };
+  for (let i = 0; i < IMAGES; i += 200) {
+    await Promise.all(
+      Array.from({ length: Math.min(200, IMAGES - i) }, (_, j) =>
+        client.Create({ image: { name: `docker.io/bench/img${i + j}:latest`, labels: { 'containerd.io/gc.root': 'bench' }, target } }, { namespace: 'list' }),
+      ),
+    );
+  }
+  client.close();
+  const times = [];
+  for (let i = 0; i < 3; i++) times.push(await timed(() => ok(sys, ['-n', 'list', 'images', 'ls', '-q'])));
+  return median(times);
+}
+
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const results = {};
 
@@ -81,6 +103,7 @@ async function measure(name, small, big) {
       for (let i = 0; i < RUNS; i++) times.push(await timed(() => ok(sys, ['run', '--rm', small.ref, `rm${i}`, 'true'])));
       r.runRmMedianMs = median(times);
     }
+    if (only.has('list')) r.imagesListMs = await imagesList(sys);
     if (only.has('memory')) {
       const base = await pss(await sys.daemonPids());
       r.detachedMs = await timed(async () => {
@@ -107,6 +130,7 @@ await removeDir(imgDir);
 const rows = [
   ['idle PSS (MB)', 'idlePssKb', (v) => (v / 1024).toFixed(1), 3.0],
   ['ctr images import, large (s)', 'importMs', (v) => (v / 1000).toFixed(2), 0.6],
+  [`ctr images ls, ${IMAGES} images (ms)`, 'imagesListMs', (v) => v.toFixed(0), 1.0],
   ['ctr run --rm median (ms)', 'runRmMedianMs', (v) => v.toFixed(0), 1.0],
   [`start ${DETACHED} detached (s)`, 'detachedMs', (v) => (v / 1000).toFixed(2), 1.0],
   ['PSS per running container (MB)', 'perContainerPssKb', (v) => (v / 1024).toFixed(2), 0.5],

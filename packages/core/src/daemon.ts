@@ -66,7 +66,7 @@ function publicServices(config: CoreConfig, host: PluginHost, publisher: EventPu
   const services: Registered[] = [
     entry('version', version.VersionService, versionService()),
     entry('healthcheck', health.HealthService, healthState.implementation()),
-    ...metadataServices(meta, publisher).map((s) => entry(s.definition.name.split('.')[2], s.definition, s.implementation as never)),
+    ...metadataServices(() => host.kindEndpoint('metadata'), publisher).map((s) => entry(s.definition.name.split('.')[2], s.definition, s.implementation as never)),
     entry('content', content.ContentService, contentApi),
     entry(
       'snapshots',

@@ -55,6 +55,11 @@ export class PluginEndpoint {
     return this.ttrpc;
   }
 
+  /** A unary call with the payload passed through as bytes (ttrpc only). */
+  async rawCall(service: string, method: string, payload: Uint8Array, options?: CallOptions): Promise<Buffer> {
+    return (await this.connection()).call(service, method, payload, options);
+  }
+
   client<S extends ServiceDefinition>(def: S): ServiceClient<S> {
     let client = this.clients.get(def.name) as ServiceClient<S> | undefined;
     if (!client) {

@@ -143,6 +143,12 @@ export class PluginHost {
     return h.endpoint.client(def);
   }
 
+  kindEndpoint(kind: PluginKind): PluginEndpoint {
+    const h = this.byKind(kind);
+    if (!h) throw new FailedPreconditionError(`no ${kind} plugin is configured`);
+    return h.endpoint;
+  }
+
   has(kind: PluginKind): boolean {
     return this.byKind(kind) !== undefined;
   }

@@ -1,41 +1,41 @@
 /** Namespaces, images, containers and leases: forwarded to the metadata plugin, events published here. */
-import { containers, events, images, leases, namespaces, namespaceOf, type CallContext, type ServiceClient, type ServiceDefinition } from '@boxd/api';
+import { containers, events, images, leases, namespaces, namespaceOf, type CallContext, type ServiceDefinition, type ServiceImplementation } from '@boxd/api';
 import { forwardService } from '../forward.js';
+import { passthroughDefinition, passthroughService } from '../passthrough.js';
+import type { PluginEndpoint } from '../endpoint.js';
 import type { EventPublisher } from '../events.js';
 
-type Client = <S extends ServiceDefinition>(def: S) => ServiceClient<S>;
+type Hooks<S extends ServiceDefinition> = Partial<Record<keyof S['methods'], (req: never, res: never, ctx: CallContext) => void>>;
 
-export function metadataServices(client: Client, publisher: EventPublisher): Array<{ definition: ServiceDefinition; implementation: unknown }> {
+/** Relay to the metadata plugin: bytes passed through on ttrpc, decoded messages otherwise. */
+function relay<S extends ServiceDefinition>(def: S, endpoint: () => PluginEndpoint, after: Hooks<S> = {}) {
+  if (endpoint().transport === 'ttrpc') return { definition: passthroughDefinition(def), implementation: passthroughService(def, endpoint, after) };
+  return { definition: def, implementation: forwardService(def, () => endpoint().client(def), after) as ServiceImplementation<S> };
+}
+
+export function metadataServices(endpoint: () => PluginEndpoint, publisher: EventPublisher): Array<{ definition: ServiceDefinition; implementation: unknown }> {
   const ns = (ctx: CallContext) => namespaceOf(ctx) ?? '';
   return [
-    {
-      definition: namespaces.NamespacesService,
-      implementation: forwardService(namespaces.NamespacesService, () => client(namespaces.NamespacesService), {
-        Create: (_req: unknown, res: namespaces.CreateNamespaceResponse) =>
-          publisher.publish(res.namespace?.name ?? '', '/namespaces/create', events.NamespaceCreate, { name: res.namespace?.name, labels: res.namespace?.labels }),
-        Update: (_req: unknown, res: namespaces.UpdateNamespaceResponse) =>
-          publisher.publish(res.namespace?.name ?? '', '/namespaces/update', events.NamespaceUpdate, { name: res.namespace?.name, labels: res.namespace?.labels }),
-        Delete: (req: namespaces.DeleteNamespaceRequest) => publisher.publish(req.name, '/namespaces/delete', events.NamespaceDelete, { name: req.name }),
-      }),
-    },
-    {
-      definition: images.ImagesService,
-      implementation: forwardService(images.ImagesService, () => client(images.ImagesService), {
-        Create: (_req: unknown, res: images.CreateImageResponse, ctx: CallContext) =>
-          publisher.publish(ns(ctx), '/images/create', images.ImageCreate, { name: res.image?.name, labels: res.image?.labels }),
-        Update: (_req: unknown, res: images.UpdateImageResponse, ctx: CallContext) =>
-          publisher.publish(ns(ctx), '/images/update', images.ImageUpdate, { name: res.image?.name, labels: res.image?.labels }),
-        Delete: (req: images.DeleteImageRequest, _res: unknown, ctx: CallContext) => publisher.publish(ns(ctx), '/images/delete', images.ImageDelete, { name: req.name }),
-      }),
-    },
-    {
-      definition: containers.ContainersService,
-      implementation: forwardService(containers.ContainersService, () => client(containers.ContainersService), {
-        Create: (_req: unknown, res: containers.CreateContainerResponse, ctx: CallContext) =>
-          publisher.publish(ns(ctx), '/containers/create', events.ContainerCreate, {
-            id: res.container?.id,
-            image: res.container?.image,
-            runtime: { name: res.container?.runtime?.name, options: res.container?.runtime?.options },
+    relay(namespaces.NamespacesService, endpoint, {
+      Create: (_req: unknown, res: namespaces.CreateNamespaceResponse) =>
+        publisher.publish(res.namespace?.name ?? '', '/namespaces/create', events.NamespaceCreate, { name: res.namespace?.name, labels: res.namespace?.labels }),
+      Update: (_req: unknown, res: namespaces.UpdateNamespaceResponse) =>
+        publisher.publish(res.namespace?.name ?? '', '/namespaces/update', events.NamespaceUpdate, { name: res.namespace?.name, labels: res.namespace?.labels }),
+      Delete: (req: namespaces.DeleteNamespaceRequest) => publisher.publish(req.name, '/namespaces/delete', events.NamespaceDelete, { name: req.name }),
+    }),
+    relay(images.ImagesService, endpoint, {
+      Create: (_req: unknown, res: images.CreateImageResponse, ctx: CallContext) =>
+        publisher.publish(ns(ctx), '/images/create', images.ImageCreate, { name: res.image?.name, labels: res.image?.labels }),
+      Update: (_req: unknown, res: images.UpdateImageResponse, ctx: CallContext) =>
+        publisher.publish(ns(ctx), '/images/update', images.ImageUpdate, { name: res.image?.name, labels: res.image?.labels }),
+      Delete: (req: images.DeleteImageRequest, _res: unknown, ctx: CallContext) => publisher.publish(ns(ctx), '/images/delete', images.ImageDelete, { name: req.name }),
+    }),
+    relay(containers.ContainersService, endpoint, {
+      Create: (_req: unknown, res: containers.CreateContainerResponse, ctx: CallContext) =>
+        publisher.publish(ns(ctx), '/containers/create', events.ContainerCreate, {
+          id: res.container?.id,
+          image: res.container?.image,
+          runtime: { name: res.container?.runtime?.name, options: res.container?.runtime?.options },
           }),
         Update: (_req: unknown, res: containers.UpdateContainerResponse, ctx: CallContext) =>
           publisher.publish(ns(ctx), '/containers/update', events.ContainerUpdate, {
@@ -45,8 +45,7 @@ export function metadataServices(client: Client, publisher: EventPublisher): Arr
             snapshotKey: res.container?.snapshotKey,
           }),
         Delete: (req: containers.DeleteContainerRequest, _res: unknown, ctx: CallContext) => publisher.publish(ns(ctx), '/containers/delete', events.ContainerDelete, { id: req.id }),
-      }),
-    },
-    { definition: leases.LeasesService, implementation: forwardService(leases.LeasesService, () => client(leases.LeasesService)) },
+    }),
+    relay(leases.LeasesService, endpoint),
   ];
 }

@@ -1,0 +1,45 @@
+/**
+ * Unary calls the core only relays are passed through as bytes: no decode
+ * and re-encode of, say, ten thousand images on their way from the metadata
+ * plugin to the client. Methods with a hook still get the decoded messages,
+ * decoded only for the hook.
+ */
+import { methodShape, type AnyMethod, type CallContext, type MessageCodec, type ServiceDefinition, type ServiceImplementation } from '@boxd/api';
+import { forwardOptions, forwardService } from './forward.js';
+import type { PluginEndpoint } from './endpoint.js';
+
+const bytes: MessageCodec<Buffer> = {
+  typeName: 'bytes',
+  encode: (message) => message as unknown as Buffer,
+  decode: (data) => Buffer.from(data.buffer, data.byteOffset, data.byteLength),
+};
+
+type Hook = (req: never, res: never, ctx: CallContext) => void | Promise<void>;
+
+/** The same service with unary messages left as bytes. */
+export function passthroughDefinition<S extends ServiceDefinition>(def: S): S {
+  const methods: Record<string, AnyMethod> = {};
+  for (const [name, m] of Object.entries(def.methods)) {
+    methods[name] = methodShape(m) === 'unary' ? { ...m, requestType: bytes, responseType: bytes } : m;
+  }
+  return { name: def.name, methods } as unknown as S;
+}
+
+export function passthroughService<S extends ServiceDefinition>(
+  def: S,
+  endpoint: () => PluginEndpoint,
+  after: Partial<Record<keyof S['methods'], Hook>> = {},
+): ServiceImplementation<S> {
+  const typed = forwardService(def, () => endpoint().client(def));
+  const impl: Record<string, unknown> = { ...typed };
+  for (const [name, m] of Object.entries(def.methods)) {
+    if (methodShape(m) !== 'unary') continue;
+    const hook = (after as Record<string, Hook | undefined>)[name];
+    impl[name] = async (req: Buffer, ctx: CallContext) => {
+      const res = await endpoint().rawCall(def.name, name, req, forwardOptions(ctx));
+      if (hook) await hook(m.requestType.decode(req) as never, m.responseType.decode(res) as never, ctx);
+      return res;
+    };
+  }
+  return impl as ServiceImplementation<S>;
+}

@@ -1,0 +1,17 @@
+export { diffPlugin } from './plugin.js';
+export { diffService } from './service.js';
+export { parseDiffConfig, type DiffConfig, type StreamProcessorConfig } from './config.js';
+export { applyLayer, type ApplyJob, type AppliedLayer, type LayerDescriptor, type ApplyContext } from './apply/apply-layer.js';
+export { applyTar, type ApplyTarOptions } from './apply/apply-tar.js';
+export { tarEntries, type TarEntry } from './apply/tar-entries.js';
+export { decodeLayer, type DecodeOptions } from './apply/decode-layer.js';
+export { cleanEntryName, resolveDir } from './apply/root-path.js';
+export { createDiff, type DiffJob, type CreatedLayer, type DiffContext } from './diff/create-diff.js';
+export { diffTar, type DiffTarOptions } from './diff/diff-tar.js';
+export { changes, type Change } from './diff/changes.js';
+export { encodeHeader, type TarHeader } from './diff/tar-header.js';
+export { connectContentStore, type ContentStore, type ContentClient, type CallScope } from './content/store.js';
+export { readBlob } from './content/read-blob.js';
+export { writeBlob, type BlobToWrite } from './content/write-blob.js';
+export { inlineRunner, workerPoolRunner, type JobRunner } from './worker/runner.js';
+export * from './media-types.js';
