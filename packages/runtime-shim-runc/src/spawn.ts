@@ -1,0 +1,22 @@
+/**
+ * Every process the daemon starts itself goes through `spawnHelper`, so the reaper
+ * knows to leave its exit to libuv. A helper spawned any other way could have its exit
+ * stolen by our waitpid and never report 'exit' to Node.
+ */
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+
+const helpers = new Set<number>();
+
+export function spawnHelper(file: string, args: readonly string[], options: SpawnOptions): ChildProcess {
+  const child = spawn(file, args, options);
+  const pid = child.pid;
+  if (pid !== undefined) {
+    helpers.add(pid);
+    child.once('exit', () => helpers.delete(pid));
+  }
+  return child;
+}
+
+export function isHelper(pid: number): boolean {
+  return helpers.has(pid);
+}
