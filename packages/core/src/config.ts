@@ -162,8 +162,9 @@ export function parseConfig(text: string, overrides: ConfigOverrides = {}): Core
   const metrics = table(doc.metrics, 'metrics');
   // A config file changes the built-in plugins it names (or disables them) and adds others.
   const configured = table(doc.plugins, 'plugins');
-  const builtins = Object.fromEntries(BUILTIN.filter((b) => !(b.id in configured)).map((b) => [b.id, { type: b.type }]));
-  const plugins = Object.entries({ ...builtins, ...configured }).map(([id, raw]) => parsePlugin(id, table(raw, `plugins.${id}`)));
+  const merged: Record<string, Record<string, unknown>> = Object.fromEntries(BUILTIN.map((b) => [b.id, { type: b.type }]));
+  for (const [id, raw] of Object.entries(configured)) merged[id] = { ...merged[id], ...table(raw, `plugins.${id}`) };
+  const plugins = Object.entries(merged).map(([id, raw]) => parsePlugin(id, raw));
   plugins.push(...Object.entries(table(doc.proxy_plugins, 'proxy_plugins')).map(([id, raw]) => parseProxyPlugin(id, table(raw, `proxy_plugins.${id}`))));
   const snapshotters: Record<string, string> = {};
   for (const p of plugins) if (p.type === 'snapshot' && !p.disabled) snapshotters[p.id] = p.id;
