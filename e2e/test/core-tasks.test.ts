@@ -8,6 +8,10 @@ import { readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildTestImage, removeDir, run, startBoxd, tempDir, waitFor, type Boxd, type TestImage } from '@boxd/test-utils';
 
+// runc keeps state per namespace under one root on the machine: ids unique per run.
+const RUN = Math.random().toString(36).slice(2, 7);
+const id = (name: string) => `${name}-${RUN}`;
+
 const SHIMS = [
   { name: 'boxd shim', config: undefined },
   { name: 'upstream containerd-shim-runc-v2', config: '[runtimes."io.containerd.runc.v2"]\nshim = "containerd-shim-runc-v2"\n' },
@@ -33,7 +37,7 @@ for (const shim of SHIMS) {
       if (res.code !== 0) throw new Error(`ctr ${args.join(' ')} failed (${res.code}): ${res.stderr}`);
       return res.stdout;
     };
-    const runRm = (id: string, args: string[], flags: string[] = []) => ctr(['run', '--rm', ...flags, image.ref, id, ...args]);
+    const runRm = (name: string, args: string[], flags: string[] = []) => ctr(['run', '--rm', ...flags, image.ref, id(name), ...args]);
 
     beforeAll(async () => {
       dir = await tempDir('bx-tasks-');
@@ -67,35 +71,38 @@ for (const shim of SHIMS) {
       expect(net.stdout.trim()).toBe(readlinkSync('/proc/self/ns/net'));
       const isolated = await runRm('o6', ['readlink', '/proc/1/ns/net']);
       expect(isolated.stdout.trim()).not.toBe(readlinkSync('/proc/self/ns/net'));
-      await ok(['run', '-d', '--memory-limit', '33554432', image.ref, 'o7', 'sleep', '30']);
-      expect(await ok(['tasks', 'metrics', 'o7'])).toMatch(/memory\.limit_in_bytes\s+33554432|memory\.max\s+33554432/);
-      await ok(['tasks', 'kill', '-s', 'KILL', 'o7']);
-      await waitFor(async () => /o7\s+\d+\s+STOPPED/.test(await ok(['tasks', 'ls'])), 10_000);
-      await ok(['tasks', 'delete', 'o7']);
-      await ok(['containers', 'rm', 'o7']);
+      const o7 = id('o7');
+      await ok(['run', '-d', '--memory-limit', '33554432', image.ref, o7, 'sleep', '30']);
+      expect(await ok(['tasks', 'metrics', o7])).toMatch(/memory\.limit_in_bytes\s+33554432|memory\.max\s+33554432/);
+      await ok(['tasks', 'kill', '-s', 'KILL', o7]);
+      await waitFor(async () => new RegExp(`${o7}\\s+\\d+\\s+STOPPED`).test(await ok(['tasks', 'ls'])), 10_000);
+      await ok(['tasks', 'delete', o7]);
+      await ok(['containers', 'rm', o7]);
     });
 
     it('run -d, exec, ps, pause/resume, metrics, ls, kill', async () => {
-      await ok(['run', '-d', image.ref, 'd1', 'sh', '-c', 'trap "exit 7" TERM; while true; do sleep 0.1; done']);
-      expect(await ok(['tasks', 'ls'])).toMatch(/d1\s+\d+\s+RUNNING/);
-      const ps = await ok(['tasks', 'exec', '--exec-id', 'e1', 'd1', 'ps']);
+      const d1 = id('d1');
+      await ok(['run', '-d', image.ref, d1, 'sh', '-c', 'trap "exit 7" TERM; while true; do sleep 0.1; done']);
+      expect(await ok(['tasks', 'ls'])).toMatch(new RegExp(`${d1}\\s+\\d+\\s+RUNNING`));
+      const ps = await ok(['tasks', 'exec', '--exec-id', 'e1', d1, 'ps']);
       expect(ps).toMatch(/PID\s+USER\s+COMMAND/);
       expect(ps).toMatch(/sh -c trap/);
-      expect(await ok(['tasks', 'ps', 'd1'])).toMatch(/^\s*\d+/m);
-      await ok(['tasks', 'pause', 'd1']);
-      expect(await ok(['tasks', 'ls'])).toMatch(/d1\s+\d+\s+PAUSED/);
-      await ok(['tasks', 'resume', 'd1']);
-      expect(await ok(['tasks', 'ls'])).toMatch(/d1\s+\d+\s+RUNNING/);
-      expect(await ok(['tasks', 'metrics', 'd1'])).toMatch(/memory\.usage|memory/);
-      await ok(['tasks', 'kill', 'd1']);
-      await waitFor(async () => /d1\s+\d+\s+STOPPED/.test(await ok(['tasks', 'ls'])), 10_000);
-      const del = await ctr(['tasks', 'delete', 'd1']);
+      expect(await ok(['tasks', 'ps', d1])).toMatch(/^\s*\d+/m);
+      await ok(['tasks', 'pause', d1]);
+      expect(await ok(['tasks', 'ls'])).toMatch(new RegExp(`${d1}\\s+\\d+\\s+PAUSED`));
+      await ok(['tasks', 'resume', d1]);
+      expect(await ok(['tasks', 'ls'])).toMatch(new RegExp(`${d1}\\s+\\d+\\s+RUNNING`));
+      expect(await ok(['tasks', 'metrics', d1])).toMatch(/memory\.usage|memory/);
+      await ok(['tasks', 'kill', d1]);
+      await waitFor(async () => new RegExp(`${d1}\\s+\\d+\\s+STOPPED`).test(await ok(['tasks', 'ls'])), 10_000);
+      const del = await ctr(['tasks', 'delete', d1]);
       expect(del.code, del.stderr).toBe(0);
-      await ok(['containers', 'rm', 'd1']);
+      expect(del.stdout + del.stderr).toMatch(/7/);
+      await ok(['containers', 'rm', d1]);
     });
 
     it('run -t gives the container a terminal', async () => {
-      const res = await run('script', ['-qec', `ctr -a ${boxd.address} run --rm -t ${image.ref} tty1 sh -c 'tty && echo input-ok'`, '/dev/null'], { timeoutMs: 60_000 });
+      const res = await run('script', ['-qec', `ctr -a ${boxd.address} run --rm -t ${image.ref} ${id('tty1')} sh -c 'tty && echo input-ok'`, '/dev/null'], { timeoutMs: 60_000 });
       expect(res.code, res.stderr).toBe(0);
       expect(res.stdout).toMatch(/\/dev\/pts\/\d+/);
       expect(res.stdout).toMatch(/input-ok/);
@@ -118,7 +125,7 @@ describe('kill -9 of the core with containers running', () => {
   }, 60_000);
 
   it('keeps them running; after restart they are RUNNING and exits are reported', async () => {
-    const ids = ['s1', 's2', 's3', 's4', 's5'];
+    const ids = ['s1', 's2', 's3', 's4', 's5'].map(id);
     for (const [i, id] of ids.entries()) {
       const res = await boxd.ctr(['run', '-d', image.ref, id, 'sh', '-c', `trap "exit ${10 + i}" TERM; while true; do sleep 0.1; done`]);
       expect(res.code, res.stderr).toBe(0);
@@ -128,8 +135,10 @@ describe('kill -9 of the core with containers running', () => {
     await boxd.kill9();
     for (const pid of pids) expect(() => process.kill(pid, 0)).not.toThrow();
     await boxd.restart();
-    const ls = (await boxd.ctr(['tasks', 'ls'])).stdout;
-    for (const id of ids) expect(ls).toMatch(new RegExp(`${id}\\s+\\d+\\s+RUNNING`));
+    await waitFor(async () => {
+      const ls = (await boxd.ctr(['tasks', 'ls'])).stdout;
+      return ids.every((id) => new RegExp(`${id}\\s+\\d+\\s+RUNNING`).test(ls));
+    }, 20_000);
     for (const [i, id] of ids.entries()) {
       await boxd.ctr(['tasks', 'kill', id]);
       await waitFor(async () => new RegExp(`${id}\\s+\\d+\\s+STOPPED`).test((await boxd.ctr(['tasks', 'ls'])).stdout), 10_000);

@@ -15,6 +15,7 @@ import { PluginEndpoint } from './endpoint.js';
 import { Supervisor } from './supervisor.js';
 import type { PluginStatus } from './services/introspection.js';
 
+/** Stop order is the reverse: metadata (which calls the others) first. */
 const START_ORDER: PluginKind[] = ['content', 'events', 'snapshot', 'diff', 'metadata'];
 
 const TYPE_URI: Record<PluginKind, string> = {
@@ -88,14 +89,17 @@ export class PluginHost {
 
   async startAll(): Promise<void> {
     await mkdir(join(this.config.state, 'plugins'), { recursive: true, mode: 0o700 });
-    for (const h of this.ordered()) {
-      try {
-        await this.start(h);
-      } catch (err) {
-        h.error = (err as Error).message;
-        throw new FailedPreconditionError(`plugin ${h.config.id} failed to start: ${h.error}`, { cause: err });
-      }
-    }
+    // All at once: plugins dial each other lazily, so none waits for another to be up.
+    const results = await Promise.allSettled(
+      this.ordered().map((h) =>
+        this.start(h).catch((err: Error) => {
+          h.error = err.message;
+          throw new FailedPreconditionError(`plugin ${h.config.id} failed to start: ${h.error}`, { cause: err });
+        }),
+      ),
+    );
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
   }
 
   private async start(h: Hosted): Promise<void> {

@@ -83,10 +83,10 @@ export function tasksService(manager: TaskManager, containerStore: () => Contain
       const filter = parseFilters(req.filter ? [req.filter] : []);
       const out: Init<taskTypes.Process>[] = [];
       for (const t of manager.list(ns)) {
-        const state = await t.task.State({ id: t.id }, { timeoutMs: 2000 }).catch(() => undefined);
-        if (!state) continue;
-        const p = processOf(t.id, '', state);
-        if (filter.match(fieldsAdaptor({ id: t.id, container_id: t.id, pid: String(state.pid), status: STATUS_NAMES[state.status] }))) out.push(p);
+        // A shim that does not answer is still a task: listed with status UNKNOWN.
+        const state = await t.task.State({ id: t.id }, { timeoutMs: 5000 }).catch(() => undefined);
+        const p = state ? processOf(t.id, '', state) : { containerId: t.id, id: t.id, status: taskTypes.Status.UNKNOWN };
+        if (filter.match(fieldsAdaptor({ id: t.id, container_id: t.id, pid: String(p.pid ?? 0), status: STATUS_NAMES[p.status ?? 0] }))) out.push(p);
       }
       return { tasks: out };
     },
