@@ -53,30 +53,63 @@ class PooledWorker {
   }
 }
 
+/** How long an idle worker is kept before its memory is given back. */
+const IDLE_WORKER_MS = 30_000;
+
+/**
+ * Workers start on demand, up to `size`, and stop after a while idle: an
+ * idle diff plugin costs one thread, a busy one uses every core.
+ */
 export function workerPoolRunner(config: DiffConfig, size: number, logger: Logger): JobRunner {
   const data: WorkerData = { config, logLevel: logger.level };
   let closing = false;
   let nextId = 1;
   const workers: PooledWorker[] = [];
+  const idleTimers = new Map<PooledWorker, NodeJS.Timeout>();
   const onExit = (worker: PooledWorker, err?: Error) => {
     const index = workers.indexOf(worker);
     if (index < 0) return;
+    workers.splice(index, 1);
     worker.failAll(new UnavailableError(`diff worker stopped: ${err?.message ?? 'exited'}`));
-    if (closing) return;
-    logger.error({ err }, 'diff worker died; starting a new one');
-    workers[index] = new PooledWorker(data, onExit);
+    if (!closing) logger.error({ err }, 'diff worker died; a new one starts with the next job');
   };
-  for (let i = 0; i < size; i++) workers.push(new PooledWorker(data, onExit));
+  const retireWhenIdle = (worker: PooledWorker) => {
+    if (worker.pending.size > 0 || closing) return;
+    clearTimeout(idleTimers.get(worker));
+    const timer = setTimeout(() => {
+      idleTimers.delete(worker);
+      const index = workers.indexOf(worker);
+      if (index < 0 || worker.pending.size > 0) return;
+      workers.splice(index, 1);
+      void worker.worker.terminate();
+    }, IDLE_WORKER_MS);
+    timer.unref();
+    idleTimers.set(worker, timer);
+  };
+  const pick = (): PooledWorker => {
+    const idle = workers.find((w) => w.pending.size === 0);
+    if (idle) return idle;
+    if (workers.length < size) {
+      const fresh = new PooledWorker(data, onExit);
+      workers.push(fresh);
+      return fresh;
+    }
+    return workers.reduce((a, b) => (b.pending.size < a.pending.size ? b : a));
+  };
 
   return {
     run(job, signal) {
       if (closing) return Promise.reject(new UnavailableError('diff service is stopping'));
-      const worker = workers.reduce((a, b) => (b.pending.size < a.pending.size ? b : a));
+      const worker = pick();
+      clearTimeout(idleTimers.get(worker));
       const id = nextId++;
       return new Promise<JobResult>((resolve, reject) => {
         const cancel = () => worker.worker.postMessage({ type: 'cancel', id } satisfies ToWorker);
         signal.addEventListener('abort', cancel, { once: true });
-        const settle = () => signal.removeEventListener('abort', cancel);
+        const settle = () => {
+          signal.removeEventListener('abort', cancel);
+          retireWhenIdle(worker);
+        };
         worker.pending.set(id, {
           resolve: (r) => (settle(), resolve(r)),
           reject: (e) => (settle(), reject(e)),
@@ -86,6 +119,7 @@ export function workerPoolRunner(config: DiffConfig, size: number, logger: Logge
     },
     async close() {
       closing = true;
+      for (const timer of idleTimers.values()) clearTimeout(timer);
       await Promise.all(workers.map((w) => w.worker.terminate()));
     },
   };
