@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything boxd needs on Debian 12: the system packages the runtime
-# and its tests use, then the npm workspace.
+# and its tests use, then the npm workspace, built (so `npx boxd` runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,3 +24,4 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 npm ci --no-audit --no-fund
+npm run build

@@ -1,0 +1,3 @@
+#!/usr/bin/env node
+// Committed launcher: npm links it at install time, before dist/ is built.
+import '../dist/bin.js';
