@@ -80,8 +80,7 @@ export class TaskManager {
       const log = followShimLog(paths.bundle, this.logger);
       let task: ShimTask | undefined;
       try {
-        const address = await startShim(ctx, params.options);
-        task = await this.attach(params.ns, params.id, paths, ctx, address, log);
+        task = await this.startAndAttach(params.ns, params.id, paths, ctx, params.options, log);
         const res = await task.task.Create({ ...params.request, id: params.id, bundle: paths.bundle, options: params.options });
         return { task, pid: res.pid };
       } catch (err) {
@@ -95,6 +94,23 @@ export class TaskManager {
       throw err;
     } finally {
       this.creating.delete(k);
+    }
+  }
+
+  /**
+   * A grouping shim can exit (idle) between answering `start` with its
+   * address and our dial: then `start` again, which spawns a fresh one.
+   */
+  private async startAndAttach(ns: string, id: string, paths: BundlePaths, ctx: ShimContext, options: CreateParams['options'], log?: Socket): Promise<ShimTask> {
+    for (let attempt = 0; ; attempt++) {
+      const address = await startShim(ctx, options);
+      try {
+        return await this.attach(ns, id, paths, ctx, address, log);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (attempt >= 2 || !(code === 'ENOENT' || code === 'ECONNREFUSED' || /ENOENT|ECONNREFUSED/.test(String(err)))) throw err;
+        this.logger.debug({ task: id, address }, 'shim gone before we connected; starting again');
+      }
     }
   }
 
