@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { readdir } from 'node:fs/promises';
-import { buildTestImage, removeDir, run, runOk, startBoxd, startContainerd, tempDir, type Boxd, type TestImage } from '@boxd/test-utils';
+import { buildTestImage, removeDir, run, runOk, startBoxd, startContainerd, tempDir, waitFor, type Boxd, type TestImage } from '@boxd/test-utils';
 
 let dir: string;
 let boxd: Boxd;
@@ -112,7 +112,8 @@ describe('ctr against boxd', () => {
     await ok(['namespaces', 'create', 'evt-ns']);
     await ok(['-n', 'evt-ns', 'images', 'import', '--no-unpack', image.archive]);
     await ok(['-n', 'evt-ns', 'images', 'rm', image.ref]);
-    await ok(['namespaces', 'rm', 'evt-ns']);
+    // The image's blobs leave the namespace with the next GC, which runs just after a deletion.
+    await waitFor(async () => (await boxd.ctr(['namespaces', 'rm', 'evt-ns'])).code === 0, 10_000);
     const deadline = Date.now() + 5000;
     while (!/\/namespaces\/delete/.test(out) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     events.kill();

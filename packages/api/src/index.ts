@@ -31,3 +31,4 @@ export * from './filters.js';
 export * from './identifiers.js';
 export * from './labels.js';
 export * from './fieldmask.js';
+export * from './sockets.js';

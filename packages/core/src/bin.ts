@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import pino from 'pino';
 import { defaultConfigToml, loadCoreConfig } from './config.js';
 import { startDaemon } from './daemon.js';
+import { stopOnSignals } from '@boxd/plugin-kit';
 
 const USAGE = `Usage: boxd [--config FILE] [--root DIR] [--state DIR] [--address SOCK] [--log-level LEVEL]
        boxd config default     print the built-in config
@@ -27,18 +28,7 @@ async function main(): Promise<void> {
   const logger = pino({ name: 'boxd', level: values['log-level'] ?? 'info' }, pino.destination({ fd: 2, sync: false }));
   const config = await loadCoreConfig(values.config, { root: values.root, state: values.state, address: values.address });
   const daemon = await startDaemon(config, logger);
-  const onSignal = (signal: NodeJS.Signals) => {
-    logger.info({ signal }, 'stopping');
-    daemon.stop().then(
-      () => process.exit(0),
-      (err) => {
-        logger.error({ err }, 'unclean stop');
-        process.exit(1);
-      },
-    );
-  };
-  process.once('SIGTERM', onSignal);
-  process.once('SIGINT', onSignal);
+  stopOnSignals(() => daemon.stop(), logger);
 }
 
 main().catch((err: Error) => {

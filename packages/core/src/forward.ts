@@ -22,6 +22,12 @@ export function forwardOptions(ctx: CallContext): CallOptions {
   };
 }
 
+/** For namespace-less backends (content store, snapshotters, differ): only deadline and cancellation travel. */
+export function plainOptions(ctx: CallContext): CallOptions {
+  const { signal, timeoutMs } = forwardOptions(ctx);
+  return { signal, timeoutMs };
+}
+
 export function requireNamespace(ctx: CallContext): string {
   const ns = namespaceOf(ctx);
   if (!ns) throw new FailedPreconditionError('namespace is required');

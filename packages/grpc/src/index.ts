@@ -1,4 +1,3 @@
 export { GrpcServer, grpcServiceDefinition, type GrpcServerOptions, type ListenOptions } from './server.js';
 export { createGrpcClient, createGrpcChannel, grpcTarget, type GrpcClientOptions } from './client.js';
 export { fromGrpcError, toGrpcStatus } from './status.js';
-export { removeStaleSocket } from './socket.js';

@@ -1,6 +1,5 @@
 /** Serves @boxd/api service definitions with @grpc/grpc-js. */
 import * as grpc from '@grpc/grpc-js';
-import { chmod, chown } from 'node:fs/promises';
 import { once } from 'node:events';
 import {
   methodShape,
@@ -8,20 +7,19 @@ import {
   type CallContext,
   type ServiceDefinition,
   type ServiceImplementation,
+  applySocketMode,
+  prepareSocketPath,
 } from '@boxd/api';
 import { fromGrpcMetadata } from './metadata.js';
 import { toGrpcStatus } from './status.js';
-import { removeStaleSocket } from './socket.js';
 
 export interface GrpcServerOptions {
   /** Max message size each way; containerd uses 16 MiB. */
   maxMessageSize?: number;
 }
 
-export interface ListenOptions {
-  mode?: number;
-  gid?: number;
-}
+export type { ListenOptions } from '@boxd/api';
+import type { ListenOptions } from '@boxd/api';
 
 type AnyHandler = (...args: never[]) => unknown;
 type ServerCall = grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerReadableStream<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>;
@@ -121,12 +119,11 @@ export class GrpcServer {
   }
 
   async listen(path: string, options: ListenOptions = {}): Promise<void> {
-    await removeStaleSocket(path);
+    await prepareSocketPath(path);
     await new Promise<number>((resolve, reject) =>
       this.server.bindAsync(`unix:${path}`, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
     );
-    await chmod(path, options.mode ?? (options.gid === undefined ? 0o600 : 0o660));
-    if (options.gid !== undefined) await chown(path, process.getuid?.() ?? 0, options.gid);
+    await applySocketMode(path, options);
   }
 
   /** Graceful: stop accepting and wait for calls in flight, forcing after timeoutMs. */

@@ -152,9 +152,14 @@ export async function runPlugin(spec: PluginSpec, argv = process.argv.slice(2)):
     return;
   }
   signalReady(flags.readyFd);
+  stopOnSignals(() => running.stop(), logger);
+}
+
+/** SIGTERM/SIGINT run `stop`, then the process exits 0 (1 if the stop failed). */
+export function stopOnSignals(stop: () => Promise<void>, logger: Logger): void {
   const onSignal = (signal: NodeJS.Signals) => {
     logger.info({ signal }, 'stopping');
-    running.stop().then(
+    stop().then(
       () => process.exit(0),
       (err) => {
         logger.error({ err }, 'unclean stop');

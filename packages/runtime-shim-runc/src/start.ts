@@ -28,6 +28,7 @@ function annotationsOf(bundle: string): Record<string, string> {
   }
 }
 
+// Kept here rather than taken from @boxd/api: the start path loads as little as it can.
 function answers(path: string): Promise<boolean> {
   return new Promise((resolve) => {
     const sock = connect(path);

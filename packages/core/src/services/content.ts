@@ -19,7 +19,7 @@ import {
   type ServiceClient,
   type ServiceImplementation,
 } from '@boxd/api';
-import { forwardOptions } from '../forward.js';
+import { forwardOptions, plainOptions } from '../forward.js';
 import type { EventPublisher } from '../events.js';
 
 type Store = ServiceClient<typeof content.ContentService>;
@@ -29,11 +29,6 @@ type WriteResponse = Init<content.WriteContentResponse>;
 
 const { STAT, WRITE, COMMIT } = content.WriteAction;
 
-/** The store is namespace-less: only the deadline and cancellation travel. */
-function storeOptions(ctx: CallContext): CallOptions {
-  const { signal, timeoutMs } = forwardOptions(ctx);
-  return { signal, timeoutMs };
-}
 
 export function contentService(store: () => Store, index: () => Index, publisher: EventPublisher): ServiceImplementation<typeof content.ContentService> {
   return {
@@ -47,7 +42,7 @@ export function contentService(store: () => Store, index: () => Index, publisher
     },
     async *Read(req, ctx) {
       await index().Info({ digest: req.digest }, forwardOptions(ctx));
-      yield* store().Read(req, storeOptions(ctx));
+      yield* store().Read(req, plainOptions(ctx));
     },
     async Status(req, ctx) {
       const ingest = await index().GetIngest({ ref: req.ref }, forwardOptions(ctx));
@@ -65,7 +60,7 @@ export function contentService(store: () => Store, index: () => Index, publisher
     async Abort(req, ctx) {
       const ingest = await index().AbortIngest({ ref: req.ref }, forwardOptions(ctx));
       await store()
-        .Abort({ ref: ingest.backendRef }, storeOptions(ctx))
+        .Abort({ ref: ingest.backendRef }, plainOptions(ctx))
         .catch((err) => (isNotFound(err) ? undefined : Promise.reject(err)));
       return {};
     },
@@ -75,7 +70,7 @@ export function contentService(store: () => Store, index: () => Index, publisher
 
 async function backendStatus(store: Store, ingest: boxdMetadata.Ingest, ctx: CallContext): Promise<Init<content.Status>> {
   try {
-    const { status } = await store.Status({ ref: ingest.backendRef }, storeOptions(ctx));
+    const { status } = await store.Status({ ref: ingest.backendRef }, plainOptions(ctx));
     return { ...status, ref: ingest.ref, expected: ingest.expected || status?.expected };
   } catch (err) {
     // Opened in the index but no byte written yet: the store has no ingest.
@@ -111,7 +106,7 @@ async function* write(requests: AsyncIterable<WriteRequest>, ctx: CallContext, s
     if (!msg) return;
   }
 
-  const backend = store.Write(storeOptions(ctx));
+  const backend = store.Write(plainOptions(ctx));
   try {
     let lastDigest = '';
     for (; msg; msg = await nextMessage(incoming)) {

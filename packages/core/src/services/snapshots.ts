@@ -10,21 +10,15 @@ import {
   NotFoundError,
   snapshots,
   type CallContext,
-  type CallOptions,
   type ServiceClient,
   type ServiceImplementation,
 } from '@boxd/api';
-import { forwardOptions } from '../forward.js';
+import { forwardOptions, plainOptions } from '../forward.js';
 import type { EventPublisher } from '../events.js';
 
 type Backend = ServiceClient<typeof snapshots.SnapshotsService>;
 type Index = ServiceClient<typeof boxdMetadata.SnapshotIndexService>;
 
-/** Backends are namespace-less; only deadline and cancellation travel. */
-function backendOptions(ctx: CallContext): CallOptions {
-  const { signal, timeoutMs } = forwardOptions(ctx);
-  return { signal, timeoutMs };
-}
 
 export function snapshotsService(backend: (snapshotter: string) => Backend, index: () => Index, publisher: EventPublisher): ServiceImplementation<typeof snapshots.SnapshotsService> {
   const ns = (ctx: CallContext) => namespaceOf(ctx) ?? '';
@@ -37,7 +31,7 @@ export function snapshotsService(backend: (snapshotter: string) => Backend, inde
     const target = backendOf(req.snapshotter);
     const planned = await index()[kind](req, forwardOptions(ctx));
     try {
-      const { mounts } = await target[kind]({ snapshotter: req.snapshotter, key: planned.key, parent: planned.parent, labels: planned.labels }, backendOptions(ctx));
+      const { mounts } = await target[kind]({ snapshotter: req.snapshotter, key: planned.key, parent: planned.parent, labels: planned.labels }, plainOptions(ctx));
       publisher.publish(ns(ctx), '/snapshot/prepare', events.SnapshotPrepare, { key: req.key, parent: req.parent });
       return { mounts };
     } catch (err) {
@@ -54,13 +48,13 @@ export function snapshotsService(backend: (snapshotter: string) => Backend, inde
     async Mounts(req, ctx) {
       const target = backendOf(req.snapshotter);
       const resolved = await index().Resolve(req, forwardOptions(ctx));
-      return target.Mounts({ snapshotter: req.snapshotter, key: resolved.key }, backendOptions(ctx));
+      return target.Mounts({ snapshotter: req.snapshotter, key: resolved.key }, plainOptions(ctx));
     },
     async Commit(req, ctx) {
       const target = backendOf(req.snapshotter);
       const planned = await index().Commit(req, forwardOptions(ctx));
       try {
-        await target.Commit({ snapshotter: req.snapshotter, name: planned.name, key: planned.key, labels: planned.labels }, backendOptions(ctx));
+        await target.Commit({ snapshotter: req.snapshotter, name: planned.name, key: planned.key, labels: planned.labels }, plainOptions(ctx));
       } catch (err) {
         await index()
           .AbortCommit(req, forwardOptions(ctx))
@@ -86,7 +80,7 @@ export function snapshotsService(backend: (snapshotter: string) => Backend, inde
       if (res.backendLabelsChanged) {
         await target.Update(
           { snapshotter: req.snapshotter, info: { name: res.backendKey, labels: res.backendLabels }, updateMask: { paths: ['labels'] } },
-          backendOptions(ctx),
+          plainOptions(ctx),
         );
       }
       return { info: res.info };
@@ -98,10 +92,10 @@ export function snapshotsService(backend: (snapshotter: string) => Backend, inde
     async Usage(req, ctx) {
       const target = backendOf(req.snapshotter);
       const resolved = await index().Resolve({ snapshotter: req.snapshotter, key: req.key }, forwardOptions(ctx));
-      return target.Usage({ snapshotter: req.snapshotter, key: resolved.key }, backendOptions(ctx));
+      return target.Usage({ snapshotter: req.snapshotter, key: resolved.key }, plainOptions(ctx));
     },
     async Cleanup(req, ctx) {
-      return backendOf(req.snapshotter).Cleanup(req, backendOptions(ctx));
+      return backendOf(req.snapshotter).Cleanup(req, plainOptions(ctx));
     },
   };
 }
