@@ -16,6 +16,37 @@ import { toGrpcStatus } from './status.js';
 export interface GrpcServerOptions {
   /** Max message size each way; containerd uses 16 MiB. */
   maxMessageSize?: number;
+  /** HTTP/2 receive window per stream (default 16 MiB). */
+  streamWindow?: number;
+  /** HTTP/2 receive window per connection (default 64 MiB). */
+  connectionWindow?: number;
+}
+
+/**
+ * Node's default 64 KiB HTTP/2 windows stall a client that streams 1 MiB
+ * messages (ctr's content ingest) on window updates; grpc-js has no option
+ * for them, so they are set on the HTTP/2 servers it creates. Memory stays
+ * bounded by the windows.
+ */
+interface Http2Internals {
+  commonServerOptions?: { settings?: Record<string, unknown> };
+  http2Servers?: Map<NodeJS.EventEmitter, unknown>;
+}
+
+function raiseWindows(server: grpc.Server, streamWindow: number): void {
+  const internals = server as unknown as Http2Internals;
+  if (!internals.commonServerOptions) return;
+  internals.commonServerOptions.settings = { ...internals.commonServerOptions.settings, initialWindowSize: streamWindow };
+}
+
+const windowed = new WeakSet<NodeJS.EventEmitter>();
+
+function raiseConnectionWindows(server: grpc.Server, connectionWindow: number): void {
+  for (const http2Server of (server as unknown as Http2Internals).http2Servers?.keys() ?? []) {
+    if (windowed.has(http2Server)) continue;
+    windowed.add(http2Server);
+    http2Server.on('session', (session: { setLocalWindowSize?(n: number): void }) => session.setLocalWindowSize?.(connectionWindow));
+  }
 }
 
 export type { ListenOptions } from '@boxd/api';
@@ -98,10 +129,13 @@ export function grpcServiceDefinition(def: ServiceDefinition): grpc.ServiceDefin
 export class GrpcServer {
   readonly server: grpc.Server;
   private readonly services: string[] = [];
+  private readonly connectionWindow: number;
 
   constructor(options: GrpcServerOptions = {}) {
     const max = options.maxMessageSize ?? 16 << 20;
     this.server = new grpc.Server({ 'grpc.max_receive_message_length': max, 'grpc.max_send_message_length': max });
+    raiseWindows(this.server, options.streamWindow ?? 16 << 20);
+    this.connectionWindow = options.connectionWindow ?? 64 << 20;
   }
 
   addService<S extends ServiceDefinition>(def: S, impl: ServiceImplementation<S>): this {
@@ -123,6 +157,7 @@ export class GrpcServer {
     await new Promise<number>((resolve, reject) =>
       this.server.bindAsync(`unix:${path}`, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
     );
+    raiseConnectionWindows(this.server, this.connectionWindow);
     await applySocketMode(path, options);
   }
 
