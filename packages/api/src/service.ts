@@ -58,7 +58,32 @@ export interface CallContext {
   readonly transport: 'ttrpc' | 'grpc' | 'in-process';
 }
 
-export type UnaryHandler<Req, Res> = (request: Req, ctx: CallContext) => Promise<Init<Res>> | Init<Res>;
+const ENCODED = Symbol.for('@boxd/api.EncodedMessage');
+
+/**
+ * A response a handler already holds in wire form (say, records kept
+ * pre-encoded): transports send the bytes as they are instead of encoding.
+ */
+export interface EncodedMessage {
+  readonly [ENCODED]: true;
+  readonly bytes: Uint8Array;
+}
+
+export function encodedMessage(bytes: Uint8Array): EncodedMessage {
+  return { [ENCODED]: true, bytes };
+}
+
+export function isEncodedMessage(value: unknown): value is EncodedMessage {
+  return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[ENCODED] === true;
+}
+
+/** Encode a handler's result: an EncodedMessage passes through, nothing means the empty message. */
+export function encodeResponse<T>(codec: MessageCodec<T>, value: Init<T> | EncodedMessage | null | undefined): Uint8Array {
+  if (isEncodedMessage(value)) return value.bytes;
+  return codec.encode((value ?? {}) as Init<T>);
+}
+
+export type UnaryHandler<Req, Res> = (request: Req, ctx: CallContext) => Promise<Init<Res> | EncodedMessage> | Init<Res> | EncodedMessage;
 export type ServerStreamHandler<Req, Res> = (request: Req, ctx: CallContext) => AsyncIterable<Init<Res>>;
 export type ClientStreamHandler<Req, Res> = (requests: AsyncIterable<Req>, ctx: CallContext) => Promise<Init<Res>>;
 export type BidiStreamHandler<Req, Res> = (requests: AsyncIterable<Req>, ctx: CallContext) => AsyncIterable<Init<Res>>;

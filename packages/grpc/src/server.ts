@@ -8,6 +8,7 @@ import {
   type ServiceDefinition,
   type ServiceImplementation,
   applySocketMode,
+  encodeResponse,
   prepareSocketPath,
 } from '@boxd/api';
 import { fromGrpcMetadata } from './metadata.js';
@@ -118,7 +119,7 @@ export function grpcServiceDefinition(def: ServiceDefinition): grpc.ServiceDefin
       responseStream: m.responseStream,
       requestSerialize: (msg: unknown) => Buffer.from(m.requestType.encode(msg as never)),
       requestDeserialize: (buf: Buffer) => m.requestType.decode(buf),
-      responseSerialize: (msg: unknown) => Buffer.from(m.responseType.encode(msg as never)),
+      responseSerialize: (msg: unknown) => Buffer.from(encodeResponse(m.responseType, msg as never)),
       responseDeserialize: (buf: Buffer) => m.responseType.decode(buf),
       originalName: name,
     };

@@ -91,4 +91,17 @@ describe('Images', () => {
     await expectCode(h.clients.content.Info({ digest: sha('f1') }, ns), Code.NOT_FOUND);
     await expectCode(h.clients.images.Get({ name: 'keep' }, ns), Code.NOT_FOUND);
   });
+
+  it('an unfiltered List (served from pre-encoded images) matches Get after creates, updates and deletes', async () => {
+    const o = inNs('img-encoded');
+    for (const [n, hex] of [['l1', 'a1'], ['l2', 'a2'], ['l3', 'a3']]) await h.clients.images.Create({ image: { name: n, labels: { n }, target: target(hex, '9007199254740993') } }, o);
+    await h.clients.images.Update({ image: { name: 'l2', labels: { changed: 'yes' }, target: target('b2', 7) } }, o);
+    await h.clients.images.Delete({ name: 'l3' }, o);
+    const listed = (await h.clients.images.List({ filters: [] }, o)).images;
+    const got = await Promise.all(['l1', 'l2'].map(async (name) => (await h.clients.images.Get({ name }, o)).image));
+    expect(listed.map((i) => i.name)).toEqual(['l1', 'l2']);
+    expect(listed).toEqual(got);
+    expect(listed[1]!.labels).toEqual({ changed: 'yes' });
+    expect(listed[0]!.target!.size.toString()).toBe('9007199254740993');
+  });
 });

@@ -1,5 +1,6 @@
 /** Adapts a typed ServiceImplementation to raw byte handlers. */
 import {
+  encodeResponse,
   InternalError,
   methodShape,
   type AnyMethod,
@@ -22,7 +23,7 @@ function decodePayload<T>(codec: MessageCodec<T>, bytes: Uint8Array): T {
 // A handler may resolve to nothing for an empty message; Go would refuse,
 // but encoding `{}` is what every caller of such a method expects.
 function encodeResult(codec: MessageCodec<unknown>, value: unknown): Uint8Array {
-  return codec.encode((value ?? {}) as never);
+  return encodeResponse(codec, value as never);
 }
 
 function requests<T>(stream: RawServerStream, codec: MessageCodec<T>): AsyncIterable<T> {

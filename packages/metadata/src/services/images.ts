@@ -4,6 +4,7 @@ import {
   InvalidArgumentError,
   NotFoundError,
   applyFieldMask,
+  encodedMessage,
   fieldsAdaptor,
   goQuote,
   images,
@@ -40,8 +41,34 @@ const IMAGE_MASK: FieldMaskSpec<ImageFields> = {
   whenEmpty: ['labels', 'target'],
 };
 
+/** Field 1 (`images`) of ListImagesResponse holding one encoded Image. */
+function listEntry(bytes: Buffer): Buffer[] {
+  const head = [0x0a];
+  for (let n = bytes.length; ; n >>>= 7) {
+    if (n < 0x80) {
+      head.push(n);
+      break;
+    }
+    head.push((n & 0x7f) | 0x80);
+  }
+  return [Buffer.from(head), bytes];
+}
+
 export function imagesService(meta: Metadata): ServiceImplementation<typeof images.ImagesService> {
   const { stores } = meta;
+
+  const put = (ns: string, name: string, record: ImageRecord) => {
+    stores.images.putSync([ns, name], record);
+    stores.imageMessages.putSync([ns, name], Buffer.from(images.Image.encode(imageMessage(name, record))));
+  };
+
+  // Stores written before the encoded copies existed get them once.
+  if (stores.imageMessages.getKeysCount() !== stores.images.getKeysCount()) {
+    meta.write(() => {
+      stores.imageMessages.clearSync();
+      for (const { key, value } of stores.images.getRange()) put((key as string[])[0]!, (key as string[])[1]!, value);
+    });
+  }
 
   const load = (ns: string, name: string): ImageRecord => {
     const record = stores.images.get([ns, name]);
@@ -58,6 +85,11 @@ export function imagesService(meta: Metadata): ServiceImplementation<typeof imag
     async List(req, ctx) {
       const ns = requireNamespace(ctx);
       const filter = parseFilters(req.filters);
+      if (filter.always) {
+        const parts: Buffer[] = [];
+        for (const { value } of scanPrefix(stores.imageMessages, [ns])) parts.push(...listEntry(value));
+        return encodedMessage(Buffer.concat(parts));
+      }
       const out = [];
       for (const { key, value } of scanPrefix(stores.images, [ns])) {
         if (filter.match(imageAdaptor(key[1]!, value))) out.push(imageMessage(key[1]!, value));
@@ -76,7 +108,7 @@ export function imagesService(meta: Metadata): ServiceImplementation<typeof imag
         meta.touchNamespace(ns);
         const now = meta.now();
         const created: ImageRecord = { ...fields, createdAt: now, updatedAt: now };
-        stores.images.putSync([ns, name], created);
+        put(ns, name, created);
         return created;
       });
       return { image: imageMessage(name, record) };
@@ -91,7 +123,7 @@ export function imagesService(meta: Metadata): ServiceImplementation<typeof imag
         const merged = applyFieldMask<ImageFields>(current, imageFields(req.image), req.updateMask?.paths, IMAGE_MASK, `image ${goQuote(name)}`);
         const fields = validateImage(name, { labels: copyLabels(merged.labels), target: merged.target });
         const updated: ImageRecord = { ...fields, createdAt: current.createdAt, updatedAt: meta.now() };
-        stores.images.putSync([ns, name], updated);
+        put(ns, name, updated);
         return updated;
       });
       return { image: imageMessage(name, record) };
@@ -102,6 +134,7 @@ export function imagesService(meta: Metadata): ServiceImplementation<typeof imag
       meta.write(() => {
         load(ns, req.name);
         stores.images.removeSync([ns, req.name]);
+        stores.imageMessages.removeSync([ns, req.name]);
       });
       if (req.sync) await meta.gc.collect();
       else meta.gc.schedule();

@@ -24,6 +24,8 @@ export interface Stores {
   readonly namespaces: Database<NamespaceRecord, string>;
   /** [ns, name] → image */
   readonly images: Database<ImageRecord, Key>;
+  /** [ns, name] → the image as protobuf bytes, kept beside `images` so List needs no encoding */
+  readonly imageMessages: Database<Buffer, Key>;
   /** [ns, id] → container */
   readonly containers: Database<ContainerRecord, Key>;
   /** [ns, id] → lease */
@@ -57,6 +59,7 @@ export function openStores(dir: string): Stores {
     root,
     namespaces: root.openDB<NamespaceRecord, string>({ name: 'namespaces' }),
     images: sub('images'),
+    imageMessages: root.openDB<Buffer, Key>({ name: 'image-messages', encoding: 'binary' }),
     containers: sub('containers'),
     leases: sub('leases'),
     leaseResources: sub('lease-resources'),
