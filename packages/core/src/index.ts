@@ -1,5 +1,6 @@
 export { startDaemon, type Daemon } from './daemon.js';
 export { defaultConfigToml, loadCoreConfig, parseConfig, type CoreConfig, type PluginConfig, type PluginKind } from './config.js';
 export { Supervisor } from './supervisor.js';
-export { PluginHost, resolveBin } from './plugin-host.js';
+export { PluginHost } from './plugin-host.js';
+export { findExecutable } from './executables.js';
 export { PluginEndpoint } from './endpoint.js';

@@ -2,10 +2,10 @@
  * The plugins the core runs or reaches: for each one its socket, its
  * supervisor (exec mode) or in-process instance, and typed clients.
  */
-import { existsSync, realpathSync } from 'node:fs';
+import { realpathSync } from 'node:fs';
+import { findExecutable } from './executables.js';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { delimiter, dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { stringify } from 'smol-toml';
 import type { Logger } from 'pino';
 import { FailedPreconditionError, NotFoundError, type ServiceClient, type ServiceDefinition } from '@boxd/api';
@@ -32,18 +32,6 @@ interface Hosted {
   supervisor?: Supervisor;
   inProcess?: RunningPlugin;
   error?: string;
-}
-
-/** Where a plugin's bin lives: PATH, then node_modules/.bin above the core. */
-export function resolveBin(name: string): string {
-  if (name.includes('/')) return name;
-  const dirs = (process.env.PATH ?? '').split(delimiter);
-  for (let dir = dirname(fileURLToPath(import.meta.url)); dir !== dirname(dir); dir = dirname(dir)) dirs.push(join(dir, 'node_modules', '.bin'));
-  for (const dir of dirs) {
-    const candidate = join(dir, name);
-    if (existsSync(candidate)) return realpathSync(candidate);
-  }
-  throw new NotFoundError(`plugin binary ${name} not found in PATH or node_modules/.bin`);
 }
 
 export class PluginHost {
@@ -116,7 +104,8 @@ export class PluginHost {
     const configFile = join(this.config.state, 'plugins', `${p.id}.toml`);
     await writeFile(configFile, stringify(config), { mode: 0o600 });
     const [bin, ...args] = p.exec ?? [];
-    const command = [resolveBin(bin), ...args, '--address', h.endpoint.address, '--root', root, '--config', configFile];
+    // Real path: a .js bin is run with this node, whatever its shebang says.
+    const command = [realpathSync(findExecutable(bin, 'plugin binary')), ...args, '--address', h.endpoint.address, '--root', root, '--config', configFile];
     h.supervisor = new Supervisor({ id: p.id, command, pidFile: join(this.config.state, 'plugins', `${p.id}.pid`) }, { logger: this.logger });
     h.supervisor.on('exit', () => h.endpoint.reset());
     h.supervisor.on('ready', () => {

@@ -22,9 +22,10 @@ import { fileURLToPath } from 'node:url';
 import { diff, leases, snapshots, content } from '@boxd/api';
 import { createGrpcClient } from '@boxd/grpc';
 import { writeBlob, type ContentClient } from '@boxd/diff';
-import { spawnDaemon, startContainerd, tempDir, removeDir, waitForSocket, type Daemon } from '@boxd/test-utils';
+import { largeImage, removeDir, spawnDaemon, startContainerd, tempDir, waitForSocket, type Daemon, type LargeImage } from '@boxd/test-utils';
 import { TtrpcClient, createTtrpcClient } from '@boxd/ttrpc';
-import { benchImage, type BenchLayer } from './bench-image.js';
+
+type BenchLayer = LargeImage['layers'][number];
 
 const NS = { namespace: 'bench' };
 const BIN = fileURLToPath(new URL('../bin.js', import.meta.url));
@@ -211,7 +212,7 @@ async function measure(layers: BenchLayer[], fs: Filesystem, rounds: number, unc
 
 async function main(): Promise<void> {
   const t0 = performance.now();
-  const layers = await benchImage();
+  const { layers } = await largeImage();
   const compressed = layers.reduce((a, l) => a + l.size, 0);
   const uncompressed = layers.reduce((a, l) => a + l.uncompressed, 0);
   const files = layers.reduce((a, l) => a + l.files, 0);

@@ -14,7 +14,8 @@ import { runOk } from './exec.js';
 export interface LargeImage {
   archive: string;
   ref: string;
-  layers: Array<{ digest: string; size: number; diffId: string; files: number }>;
+  /** Each gzip layer: its blob file, digests, and what it unpacks to. */
+  layers: Array<{ path: string; digest: string; size: number; diffId: string; files: number; uncompressed: number }>;
   compressedBytes: number;
   files: number;
 }
@@ -116,7 +117,7 @@ async function writeBlob(layout: string, data: Buffer | string): Promise<{ diges
 export async function largeImage(options: LargeImageOptions = {}): Promise<LargeImage> {
   const layerCount = options.layers ?? 4;
   const filesPerLayer = options.filesPerLayer ?? 3000;
-  const dir = join(options.cacheRoot ?? '/tmp/boxd-bench-cache', `large-image-v1-${layerCount}x${filesPerLayer}`);
+  const dir = join(options.cacheRoot ?? '/tmp/boxd-bench-cache', `large-image-v2-${layerCount}x${filesPerLayer}`);
   const metaPath = join(dir, 'image.json');
   if (existsSync(metaPath)) return JSON.parse(await readFile(metaPath, 'utf8')) as LargeImage;
   await rm(dir, { recursive: true, force: true });
@@ -126,16 +127,19 @@ export async function largeImage(options: LargeImageOptions = {}): Promise<Large
   for (let l = 0; l < layerCount; l++) {
     const tmp = join(dir, `layer${l}.tmp`);
     const diff = createHash('sha256');
+    let uncompressed = 0;
     const chunks = (function* () {
       for (const c of layerTar(l, filesPerLayer)) {
         diff.update(c);
+        uncompressed += c.length;
         yield c;
       }
     })();
     await pipeline(chunks, createGzip({ level: 1 }), createWriteStream(tmp));
     const digest = await sha256File(tmp);
-    await rename(tmp, join(layout, 'blobs/sha256', digest.slice(7)));
-    layers.push({ digest, size: (await stat(join(layout, 'blobs/sha256', digest.slice(7)))).size, diffId: `sha256:${diff.digest('hex')}`, files: filesPerLayer });
+    const path = join(layout, 'blobs/sha256', digest.slice(7));
+    await rename(tmp, path);
+    layers.push({ path, digest, size: (await stat(path)).size, diffId: `sha256:${diff.digest('hex')}`, files: filesPerLayer, uncompressed });
   }
   const config = await writeBlob(
     layout,

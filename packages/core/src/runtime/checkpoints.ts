@@ -9,7 +9,9 @@ import { createReadStream } from 'node:fs';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { content, FailedPreconditionError, type CallContext, type Init, type ServiceImplementation, protobuf, types } from '@boxd/api';
+import Long from 'long';
+import { Readable } from 'node:stream';
+import { content, FailedPreconditionError, isAlreadyExists, type CallContext, type Init, type ServiceImplementation, protobuf, types } from '@boxd/api';
 import type { ShimTask } from './task-manager.js';
 
 export const CHECKPOINT_MEDIA_TYPE = 'application/vnd.containerd.container.criu.checkpoint.criu.tar';
@@ -53,19 +55,20 @@ export class Checkpoints {
     const size = (await stat(file)).size;
     const ref = `checkpoint-${digest}`;
     async function* requests(): AsyncIterable<content.WriteContentRequest> {
-      const base = { ref, total: size as never, expected: digest, offset: 0 as never, data: Buffer.alloc(0), labels: {} };
+      const base = { ref, total: Long.fromNumber(size), expected: digest, offset: Long.ZERO, data: Buffer.alloc(0), labels: {} };
       yield { ...base, action: content.WriteAction.STAT };
       let offset = 0;
-      for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 })) {
-        yield { ...base, action: content.WriteAction.WRITE, offset: offset as never, data: chunk as Buffer };
-        offset += (chunk as Buffer).length;
+      for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
+        yield { ...base, action: content.WriteAction.WRITE, offset: Long.fromNumber(offset), data: chunk };
+        offset += chunk.length;
       }
-      yield { ...base, action: content.WriteAction.COMMIT, offset: offset as never };
+      yield { ...base, action: content.WriteAction.COMMIT, offset: Long.fromNumber(offset) };
     }
     try {
       for await (const _ of this.contentApi.Write(requests(), ctx)) void _;
     } catch (err) {
-      if ((err as { code?: number }).code !== 6) throw err;
+      // Checkpointed before with the same bytes: the blob is already there.
+      if (!isAlreadyExists(err)) throw err;
     }
     return { mediaType, digest, size };
   }
@@ -73,15 +76,11 @@ export class Checkpoints {
   /** Unpacks a checkpoint blob into a directory for the shim. */
   async restore(desc: Init<types.Descriptor>, ctx: CallContext): Promise<string> {
     const dir = await mkdtemp(join(tmpdir(), 'boxd-restore-'));
-    const { PassThrough } = await import('node:stream');
-    const pipe = new PassThrough();
-    const extracting = tar(['-xf', '-', '-C', dir], pipe);
-    try {
-      for await (const chunk of this.contentApi.Read({ digest: desc.digest ?? '', offset: 0 as never, size: 0 as never }, ctx)) pipe.write((chunk as { data: Uint8Array }).data);
-    } finally {
-      pipe.end();
-    }
-    await extracting;
+    const chunks = this.contentApi.Read({ digest: desc.digest ?? '', offset: Long.ZERO, size: Long.ZERO }, ctx);
+    const data = Readable.from((async function* () {
+      for await (const chunk of chunks) yield chunk.data;
+    })());
+    await tar(['-xf', '-', '-C', dir], data);
     return dir;
   }
 }

@@ -1,9 +1,7 @@
 /** Running a shim binary's `start` and `delete` subcommands, as containerd does. */
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { delimiter, dirname, isAbsolute, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { FailedPreconditionError, NotFoundError, protobuf, taskV2, type Init } from '@boxd/api';
+import { isAbsolute } from 'node:path';
+import { FailedPreconditionError, protobuf, taskV2, type Init } from '@boxd/api';
 
 export interface ShimContext {
   binary: string;
@@ -24,22 +22,6 @@ export function shimBinaryName(runtime: string, overrides: Record<string, string
   const parts = runtime.split('.');
   if (parts.length < 2 || !parts[0]) throw new FailedPreconditionError(`invalid runtime name ${runtime}, correct runtime name should be either format like \`io.containerd.runc.v1\` or a full path to the binary`);
   return `containerd-shim-${parts[parts.length - 2]}-${parts[parts.length - 1]}`;
-}
-
-/** PATH, then node_modules/.bin above the core, then the dir of the node binary. */
-export function resolveShimBinary(name: string): string {
-  if (isAbsolute(name)) {
-    if (!existsSync(name)) throw new NotFoundError(`runtime binary ${name}`);
-    return name;
-  }
-  const dirs = (process.env.PATH ?? '').split(delimiter).filter(Boolean);
-  for (let dir = dirname(fileURLToPath(import.meta.url)); dir !== dirname(dir); dir = dirname(dir)) dirs.push(join(dir, 'node_modules', '.bin'));
-  dirs.push(dirname(process.execPath));
-  for (const dir of dirs) {
-    const candidate = join(dir, name);
-    if (existsSync(candidate)) return candidate;
-  }
-  throw new NotFoundError(`runtime binary not installed "${name}"`);
 }
 
 function args(ctx: ShimContext, extra: string[]): string[] {

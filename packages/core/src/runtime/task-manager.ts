@@ -10,7 +10,8 @@ import { AlreadyExistsError, events, NotFoundError, taskV2, timestampFromDate, t
 import { TtrpcClient } from '@boxd/ttrpc';
 import type { EventPublisher } from '../events.js';
 import { bundlePaths, createBundle, followShimLog, listBundles, readBundleFile, removeBundle, type BundlePaths } from './bundle.js';
-import { deleteShim, resolveShimBinary, shimBinaryName, startShim, type ShimContext } from './shim-process.js';
+import { deleteShim, shimBinaryName, startShim, type ShimContext } from './shim-process.js';
+import { findExecutable } from '../executables.js';
 
 export interface RuntimeOptions {
   root: string;
@@ -71,7 +72,7 @@ export class TaskManager {
     this.creating.add(k);
     const paths = bundlePaths(this.options.root, this.options.state, params.ns, params.id);
     try {
-      const binary = resolveShimBinary(shimBinaryName(params.runtime, this.options.shims));
+      const binary = findExecutable(shimBinaryName(params.runtime, this.options.shims), 'runtime binary');
       await createBundle(paths, params.spec, binary).catch((err: NodeJS.ErrnoException) => {
         if (err.code === 'EEXIST') throw new AlreadyExistsError(`bundle for task ${params.id}`);
         throw err;

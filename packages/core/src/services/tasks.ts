@@ -81,13 +81,14 @@ export function tasksService(manager: TaskManager, containerStore: () => Contain
     async List(req, ctx) {
       const ns = requireNamespace(ctx);
       const filter = parseFilters(req.filter ? [req.filter] : []);
-      const out: Init<taskTypes.Process>[] = [];
-      for (const t of manager.list(ns)) {
-        // A shim that does not answer is still a task: listed with status UNKNOWN.
-        const state = await t.task.State({ id: t.id }, { timeoutMs: 5000 }).catch(() => undefined);
-        const p = state ? processOf(t.id, '', state) : { containerId: t.id, id: t.id, status: taskTypes.Status.UNKNOWN };
-        if (filter.match(fieldsAdaptor({ id: t.id, container_id: t.id, pid: String(p.pid ?? 0), status: STATUS_NAMES[p.status ?? 0] }))) out.push(p);
-      }
+      // Shims are asked in parallel; one that does not answer is still a task, listed UNKNOWN.
+      const processes = await Promise.all(
+        manager.list(ns).map(async (t): Promise<Init<taskTypes.Process>> => {
+          const state = await t.task.State({ id: t.id }, { timeoutMs: 5000 }).catch(() => undefined);
+          return state ? processOf(t.id, '', state) : { containerId: t.id, id: t.id, status: taskTypes.Status.UNKNOWN };
+        }),
+      );
+      const out = processes.filter((p) => filter.match(fieldsAdaptor({ id: p.id, container_id: p.containerId, pid: String(p.pid ?? 0), status: STATUS_NAMES[p.status ?? 0] })));
       return { tasks: out };
     },
     async Kill(req, ctx) {
@@ -137,12 +138,9 @@ export function tasksService(manager: TaskManager, containerStore: () => Contain
     async Metrics(req, ctx) {
       const ns = requireNamespace(ctx);
       const filter = parseFilters(req.filters);
-      const metrics = [];
-      for (const t of manager.list(ns)) {
-        if (!filter.match(fieldsAdaptor({ id: t.id }))) continue;
-        const stats = await t.task.Stats({ id: t.id }).catch(() => undefined);
-        if (stats?.stats) metrics.push({ timestamp: timestampFromDate(), id: t.id, data: stats.stats });
-      }
+      const selected = manager.list(ns).filter((t) => filter.match(fieldsAdaptor({ id: t.id })));
+      const stats = await Promise.all(selected.map((t) => t.task.Stats({ id: t.id }).catch(() => undefined)));
+      const metrics = selected.flatMap((t, i) => (stats[i]?.stats ? [{ timestamp: timestampFromDate(), id: t.id, data: stats[i]!.stats }] : []));
       return { metrics };
     },
     async Wait(req, ctx) {
