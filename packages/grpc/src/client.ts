@@ -11,7 +11,6 @@ import {
 } from '@boxd/api';
 import { callOptions, toGrpcMetadata } from './metadata.js';
 import { fromGrpcError } from './status.js';
-import { AsyncQueue } from './queue.js';
 
 export interface GrpcClientOptions {
   maxMessageSize?: number;
@@ -91,21 +90,27 @@ function bidiStream(client: grpc.Client, m: AnyMethod) {
   const s = serializer(m);
   return (options?: CallOptions): BidiStreamCall<unknown, unknown> => {
     const call = client.makeBidiStreamRequest(m.path, s.req, s.res, toGrpcMetadata(options), callOptions(options));
-    const inbox = new AsyncQueue<unknown>();
-    call.on('data', (msg) => inbox.push(msg));
-    call.on('end', () => inbox.end());
-    // grpc-js may deliver the final OK status without an 'end' on the readable side.
-    call.on('status', (status: grpc.StatusObject) => status.code === grpc.status.OK && inbox.end());
-    call.on('error', (err) => inbox.fail(fromGrpcError(err)));
+    // The call's own iterator: reading pauses the stream, so a slow reader bounds memory.
+    const inbox = call.iterator({ destroyOnReturn: false });
+    const next = async () => {
+      try {
+        const r = await inbox.next();
+        return r.done ? undefined : (r.value as unknown);
+      } catch (err) {
+        throw fromGrpcError(err);
+      }
+    };
     options?.signal?.addEventListener('abort', () => call.cancel(), { once: true });
     return {
       send: (message) => new Promise<void>((resolve) => (call.write(message) ? resolve() : call.once('drain', () => resolve()))),
       end: async () => {
         call.end();
       },
-      recv: () => inbox.next(),
+      recv: next,
       cancel: () => call.cancel(),
-      [Symbol.asyncIterator]: () => inbox.iterate(),
+      async *[Symbol.asyncIterator]() {
+        for (let m = await next(); m !== undefined; m = await next()) yield m;
+      },
     };
   };
 }
