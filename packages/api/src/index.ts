@@ -27,6 +27,7 @@ export * as protobuf from './generated/google.protobuf.js';
 export * as rpc from './generated/google.rpc.js';
 export * as health from './generated/grpc.health.v1.js';
 export * as boxdMetadata from './generated/boxd.metadata.v1.js';
+export * as boxdShim from './generated/boxd.shim.v1.js';
 export * from './filters.js';
 export * from './identifiers.js';
 export * from './labels.js';

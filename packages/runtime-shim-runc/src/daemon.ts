@@ -8,10 +8,11 @@ import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { destination as pinoDestination, pino, type Logger } from 'pino';
-import { taskV2 } from '@boxd/api';
+import { boxdShim, taskV2 } from '@boxd/api';
 import { TtrpcServer } from '@boxd/ttrpc';
 import { Container, type ShimContext } from './container.js';
 import { EventPublisher } from './events.js';
+import { groupService } from './group-service.js';
 import type { ShimFlags } from './flags.js';
 import { LivenessWatcher } from './liveness.js';
 import { Reaper } from './reaper.js';
@@ -32,6 +33,8 @@ export function idleExitDelay(env: NodeJS.ProcessEnv = process.env): number {
   return ms;
 }
 const EXIT_FLUSH_TIMEOUT_MS = 5_000;
+/** A task joined through Group.Join gets this long for its Create before an idle exit may go ahead. */
+const JOIN_GRACE_MS = 10_000;
 
 function createLogger(flags: ShimFlags): Logger {
   // fd 2 is containerd's `log` FIFO; it may go away (bundle removed), which must not kill us.
@@ -74,8 +77,11 @@ export async function runDaemon(flags: ShimFlags): Promise<void> {
   const registry = ShimRegistry.forSocket(socketPath);
 
   let listener: Server | undefined;
+  let exiting = false;
+  let lastJoinAt = 0;
   const ttrpc = new TtrpcServer({ logger });
   const exit = async (code: number, removeState: boolean): Promise<never> => {
+    exiting = true;
     // Unreachable first, so a concurrent `start` spawns a new shim rather than picking us.
     listener?.close();
     void ttrpc.close({ timeoutMs: 500 });
@@ -91,16 +97,35 @@ export async function runDaemon(flags: ShimFlags): Promise<void> {
   const idleExitMs = idleExitDelay();
   let idleTimer: NodeJS.Timeout | undefined;
   const onIdleShutdown = (): void => {
-    if (idleExitMs <= 0) return void exit(0, true);
+    if (service.busy()) return;
+    const joinWait = lastJoinAt + JOIN_GRACE_MS - Date.now();
+    if (idleExitMs <= 0 && joinWait <= 0) return void exit(0, true);
     // Lingering lets the next task of the group skip a Node.js start; exit only if still idle.
     idleTimer ??= setTimeout(() => {
       idleTimer = undefined;
-      if (service.containers.size === 0) void exit(0, true);
-    }, idleExitMs);
+      onIdleShutdownAfterWait();
+    }, Math.max(idleExitMs, joinWait));
+  };
+  const onIdleShutdownAfterWait = (): void => {
+    if (service.busy()) return;
+    if (lastJoinAt + JOIN_GRACE_MS > Date.now()) return onIdleShutdown();
+    void exit(0, true);
   };
   const service = new TaskService(ctx, registry, { onIdleShutdown });
   recover(service, registry, ctx);
   ttrpc.addService(taskV2.TaskService, service.implementation());
+  ttrpc.addService(
+    boxdShim.GroupService,
+    groupService({
+      address: flags.address,
+      namespace: flags.namespace,
+      socketPath,
+      accepting: () => !exiting,
+      joined: () => {
+        lastJoinAt = Date.now();
+      },
+    }),
+  );
   if (flags.socket) await ttrpc.listen(flags.socket);
   else listener = await listenInherited(ttrpc);
 

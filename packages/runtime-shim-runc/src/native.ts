@@ -16,6 +16,8 @@ interface Libc {
   recvmsg: Fn;
   ioctl: Fn;
   umount2: Fn;
+  mount: Fn;
+  strerror: (errno: number) => string;
   close: Fn;
 }
 
@@ -33,6 +35,8 @@ function load(): Libc {
     recvmsg: lib.func('long recvmsg(int, void *, int)') as Fn,
     ioctl: lib.func('int ioctl(int, unsigned long, void *)') as Fn,
     umount2: lib.func('int umount2(const char *, int)') as Fn,
+    mount: lib.func('int mount(const char *, const char *, const char *, unsigned long, const char *)') as Fn,
+    strerror: lib.func('const char *strerror(int)') as (errno: number) => string,
     close: lib.func('int close(int)') as Fn,
   };
   return libc;
@@ -157,6 +161,14 @@ export function setWindowSize(fd: number, rows: number, cols: number): void {
 export const MNT_DETACH = 2;
 const EINVAL = 22;
 const ENOENT = 2;
+
+/** mount(2); the error names errno the way mount(8) would describe it. */
+export function mountSyscall(source: string, target: string, type: string | null, flags: number, data: string | null): void {
+  const { mount, koffi, strerror } = load();
+  if (mount(source, target, type, flags, data) === 0) return;
+  const errno = koffi.errno();
+  throw new NativeError(`mount ${source} on ${target}: ${strerror(errno)}`, errno);
+}
 
 /** umount2; false once nothing (more) is mounted there. */
 export function unmountOnce(target: string, flags = 0): boolean {

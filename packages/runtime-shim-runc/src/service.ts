@@ -30,6 +30,11 @@ export class TaskService {
     private readonly hooks: TaskServiceHooks,
   ) {}
 
+  /** Serving or creating any container. */
+  busy(): boolean {
+    return this.containers.size > 0 || this.creating.size > 0;
+  }
+
   /** Containers another shim process of this group left behind. */
   adopt(container: Container): void {
     this.containers.set(container.id, container);

@@ -19,7 +19,7 @@ export const SHIM_NAME = 'containerd-shim-boxd-v2';
  */
 export const DAEMON_NODE_FLAGS = ['--max-semi-space-size=1', '--v8-pool-size=1', '--lite-mode'];
 
-function annotationsOf(bundle: string): Record<string, string> {
+export function annotationsOf(bundle: string): Record<string, string> {
   try {
     const spec = JSON.parse(readFileSync(join(bundle, 'config.json'), 'utf8')) as { annotations?: Record<string, string> };
     return spec.annotations ?? {};

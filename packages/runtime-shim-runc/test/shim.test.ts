@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
+  boxdShim,
   cgroupsV1,
   events,
   eventsTtrpc,
@@ -136,6 +137,17 @@ describe('start and grouping', () => {
     expect(await readFile(join(b, 'address'), 'utf8')).toBe(address);
   });
 
+  it('Group.Join takes a task of its namespace without a start, and declines others', async () => {
+    const b = await bundle('t-join', ['true']);
+    const group = client!.service(boxdShim.GroupService);
+    expect(await group.Join({ id: 't-join', namespace: NS, bundle: b }, call)).toEqual({ joined: true, address });
+    expect(await readFile(join(b, 'address'), 'utf8')).toBe(address);
+    const other = await bundle('t-other-ns', ['true']);
+    expect(await group.Join({ id: 't-other-ns', namespace: `${NS}-other`, bundle: other }, call)).toEqual({ joined: false, address: '' });
+    expect(existsSync(join(other, 'address'))).toBe(false);
+    await expect(group.Join({ id: 't-rel', namespace: NS, bundle: 'relative/dir' }, call)).rejects.toMatchObject({ code: Code.INVALID_ARGUMENT });
+  });
+
   it('per-container grouping gives a container its own shim', async () => {
     const b = await bundle('t-own', ['true']);
     const own = await shimStart({ ...env, grouping: 'per-container' }, 't-own', b);
@@ -145,6 +157,9 @@ describe('start and grouping', () => {
     const { shimPid } = await svc.Connect({ id: 't-own' }, call);
     const mine = await task.Connect({ id: 'x' }, call);
     expect(shimPid).not.toBe(mine.shimPid);
+    // Its rule sends any other task elsewhere, so it declines to take one.
+    const joined = await c.service(boxdShim.GroupService).Join({ id: 't-own-2', namespace: NS, bundle: b }, call);
+    expect(joined.joined).toBe(false);
     // No containers: Shutdown ends that shim and removes its socket.
     const closed = new Promise<void>((resolve) => c.onClose(() => resolve()));
     await svc.Shutdown({ id: 't-own' }, call).catch(() => {});

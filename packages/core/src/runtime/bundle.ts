@@ -3,15 +3,13 @@
  * shim (ours or upstream's) finds what it expects:
  *   <state>/io.containerd.runtime.v2.task/<ns>/<id>/{config.json, rootfs/, work, log, shim-binary-path}
  */
-import { execFile } from 'node:child_process';
 import { constants, openSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { mkdir, readFile, readdir, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import type { Logger } from 'pino';
+import { mkfifo, unmountAll } from './native.js';
 
-const run = promisify(execFile);
 export const TASK_DIR = 'io.containerd.runtime.v2.task';
 
 export interface BundlePaths {
@@ -31,7 +29,7 @@ export async function createBundle(paths: BundlePaths, spec: Uint8Array, shimBin
   await mkdir(join(paths.bundle, 'rootfs'), { mode: 0o711 });
   await symlink(paths.work, join(paths.bundle, 'work'));
   await writeFile(join(paths.bundle, 'shim-binary-path'), shimBinary, { mode: 0o600 });
-  await run('mkfifo', ['-m', '0700', join(paths.bundle, 'log')]);
+  mkfifo(join(paths.bundle, 'log'), 0o700);
 }
 
 /**
@@ -60,10 +58,10 @@ export async function readBundleFile(bundle: string, name: string): Promise<stri
 
 /** Unmount the rootfs (the shim normally has), then remove bundle and work dir. */
 export async function removeBundle(paths: BundlePaths): Promise<void> {
-  const rootfs = join(paths.bundle, 'rootfs');
-  for (let i = 0; i < 8; i++) {
-    const res = await run('umount', [rootfs]).then(() => true, () => false);
-    if (!res) break;
+  try {
+    unmountAll(join(paths.bundle, 'rootfs'));
+  } catch {
+    // Still mounted and busy: removing the files below fails and says so.
   }
   const hidden = join(paths.bundle, '..', `.${paths.bundle.split('/').pop()}`);
   await rename(paths.bundle, hidden).catch(() => undefined);

@@ -6,7 +6,7 @@
  */
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { AlreadyExistsError, events, NotFoundError, taskV2, timestampFromDate, type Init, type ServiceClient, protobuf } from '@boxd/api';
+import { AlreadyExistsError, boxdShim, Code, events, isCode, NotFoundError, taskV2, timestampFromDate, type Init, type ServiceClient, protobuf } from '@boxd/api';
 import { TtrpcClient } from '@boxd/ttrpc';
 import type { EventPublisher } from '../events.js';
 import { bundlePaths, createBundle, followShimLog, listBundles, readBundleFile, removeBundle, type BundlePaths } from './bundle.js';
@@ -45,10 +45,15 @@ export interface CreateParams {
 }
 
 const key = (ns: string, id: string) => `${ns}/${id}`;
+const hintKey = (ctx: ShimContext) => `${ctx.binary}\0${ctx.namespace}`;
 
 export class TaskManager {
   private readonly tasks = new Map<string, ShimTask>();
   private readonly creating = new Set<string>();
+  /** binary + namespace → the address the last `start` or join gave: where a new task of that namespace may join. */
+  private readonly groupHints = new Map<string, string>();
+  /** Shim binaries without boxd.shim.v1.Group: always `start`. */
+  private readonly noJoin = new Set<string>();
 
   constructor(
     private readonly options: RuntimeOptions,
@@ -103,10 +108,14 @@ export class TaskManager {
    * address and our dial: then `start` again, which spawns a fresh one.
    */
   private async startAndAttach(ns: string, id: string, paths: BundlePaths, ctx: ShimContext, options: CreateParams['options'], log?: Socket): Promise<ShimTask> {
+    const joined = await this.tryJoin(ns, id, paths, ctx, log);
+    if (joined) return joined;
     for (let attempt = 0; ; attempt++) {
       const address = await startShim(ctx, options);
       try {
-        return await this.attach(ns, id, paths, ctx, address, log);
+        const task = await this.attach(ns, id, paths, ctx, await TtrpcClient.connect(address), log);
+        this.groupHints.set(hintKey(ctx), address);
+        return task;
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
         if (attempt >= 2 || !(code === 'ENOENT' || code === 'ECONNREFUSED' || /ENOENT|ECONNREFUSED/.test(String(err)))) throw err;
@@ -115,13 +124,35 @@ export class TaskManager {
     }
   }
 
+  /**
+   * Asks the shim that took this namespace's last task to take this one too, saving
+   * a `start` process; the shim decides by its own grouping rule. Undefined: run `start`.
+   */
+  private async tryJoin(ns: string, id: string, paths: BundlePaths, ctx: ShimContext, log?: Socket): Promise<ShimTask | undefined> {
+    const address = this.groupHints.get(hintKey(ctx));
+    if (!address || this.noJoin.has(ctx.binary)) return undefined;
+    const client = await TtrpcClient.connect(address).catch(() => undefined);
+    if (!client) {
+      this.groupHints.delete(hintKey(ctx));
+      return undefined;
+    }
+    try {
+      const res = await client.service(boxdShim.GroupService).Join({ id, namespace: ns, bundle: paths.bundle }, { timeoutMs: 2000 });
+      if (res.joined) return await this.attach(ns, id, paths, ctx, client, log);
+    } catch (err) {
+      if (isCode(err, Code.UNIMPLEMENTED)) this.noJoin.add(ctx.binary);
+      else this.logger.debug({ err, task: id, address }, 'join failed; running start');
+    }
+    await client.close().catch(() => undefined);
+    return undefined;
+  }
+
   private shimContext(ns: string, id: string, paths: BundlePaths, binary: string): ShimContext {
     const o = this.options;
     return { binary, bundle: paths.bundle, namespace: ns, id, address: o.address, ttrpcAddress: o.ttrpcAddress, publishBinary: o.publishBinary };
   }
 
-  private async attach(ns: string, id: string, paths: BundlePaths, ctx: ShimContext, address: string, log?: Socket): Promise<ShimTask> {
-    const client = await TtrpcClient.connect(address);
+  private async attach(ns: string, id: string, paths: BundlePaths, ctx: ShimContext, client: TtrpcClient, log?: Socket): Promise<ShimTask> {
     const task: ShimTask = { ns, id, paths, ctx, client, task: client.service(taskV2.TaskService), log, deleted: false };
     this.tasks.set(key(ns, id), task);
     client.onClose(() => {
@@ -167,7 +198,7 @@ export class TaskManager {
       try {
         if (!address) throw new NotFoundError('no shim address');
         const log = followShimLog(paths.bundle, this.logger);
-        const task = await this.attach(ns, id, paths, ctx, address, log);
+        const task = await this.attach(ns, id, paths, ctx, await TtrpcClient.connect(address), log);
         await task.task.Connect({ id }, { timeoutMs: 5000 });
         this.logger.info({ ns, task: id }, 'reconnected to shim');
       } catch (err) {
