@@ -20,6 +20,7 @@ import {
   type ServiceImplementation,
 } from '@boxd/api';
 import { forwardOptions, plainOptions } from '../forward.js';
+import { BlobCache } from './blob-cache.js';
 import type { EventPublisher } from '../events.js';
 
 type Store = ServiceClient<typeof content.ContentService>;
@@ -31,6 +32,7 @@ const { STAT, WRITE, COMMIT } = content.WriteAction;
 
 
 export function contentService(store: () => Store, index: () => Index, publisher: EventPublisher): ServiceImplementation<typeof content.ContentService> {
+  const blobs = new BlobCache();
   return {
     Info: (req, ctx) => index().Info(req, forwardOptions(ctx)),
     Update: (req, ctx) => index().Update(req, forwardOptions(ctx)),
@@ -41,8 +43,8 @@ export function contentService(store: () => Store, index: () => Index, publisher
       return {};
     },
     async *Read(req, ctx) {
-      await index().Info({ digest: req.digest }, forwardOptions(ctx));
-      yield* store().Read(req, plainOptions(ctx));
+      const { info } = await index().Info({ digest: req.digest }, forwardOptions(ctx));
+      yield* blobs.read(req, Number(info?.size ?? 0), (r) => store().Read(r, plainOptions(ctx)));
     },
     async Status(req, ctx) {
       const ingest = await index().GetIngest({ ref: req.ref }, forwardOptions(ctx));
