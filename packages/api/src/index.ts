@@ -33,3 +33,4 @@ export * from './identifiers.js';
 export * from './labels.js';
 export * from './fieldmask.js';
 export * from './sockets.js';
+export * from './idle-gc.js';

@@ -5,7 +5,7 @@
  */
 import { closeSync, writeSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
-import { health, type ServiceDefinition, type ServiceImplementation } from '@boxd/api';
+import { collectingWhenIdle, health, IdleCollector, type ServiceDefinition, type ServiceImplementation } from '@boxd/api';
 import type { GrpcServer } from '@boxd/grpc';
 import { TtrpcServer } from '@boxd/ttrpc';
 import { createLogger, type Logger } from './logger.js';
@@ -73,22 +73,26 @@ export async function startPlugin(spec: PluginSpec, options: StartOptions): Prom
   await mkdir(options.root, { recursive: true, mode: 0o700 });
   const instance = await spec.setup({ name: spec.name, root: options.root, config: options.config ?? {}, logger });
   const healthState = new HealthState();
-  const services = [...instance.services, service(health.HealthService, healthState.implementation())];
+  const healthService = service(health.HealthService, healthState.implementation());
   const listen = { gid: options.socketGid };
 
   let ttrpc: TtrpcServer | undefined;
   let grpc: GrpcServer | undefined;
+  // Plugins idle most of their life: the heap a burst of calls left is collected after it.
+  const idle = new IdleCollector();
+  // Health probes are not work: a probed plugin would collect after every probe.
+  const served = [...instance.services.map((s) => ({ definition: s.definition, implementation: collectingWhenIdle(s.implementation, idle) })), healthService];
   try {
     if (options.address) {
       ttrpc = new TtrpcServer({ logger });
-      for (const s of services) ttrpc.addService(s.definition, s.implementation);
+      for (const s of served) ttrpc.addService(s.definition, s.implementation);
       await ttrpc.listen(options.address, listen);
     }
     if (options.grpcAddress) {
       // Loaded only when asked for: a ttrpc-only plugin never pays for HTTP/2.
       const { GrpcServer } = await import('@boxd/grpc');
       grpc = new GrpcServer();
-      for (const s of services) grpc.addService(s.definition, s.implementation);
+      for (const s of served) grpc.addService(s.definition, s.implementation);
       await grpc.listen(options.grpcAddress, listen);
     }
   } catch (err) {
@@ -97,8 +101,8 @@ export async function startPlugin(spec: PluginSpec, options: StartOptions): Prom
     await instance.close?.();
     throw err;
   }
-  healthState.serving(services.map((s) => s.definition.name));
-  logger.info({ address: options.address, grpcAddress: options.grpcAddress, services: services.map((s) => s.definition.name) }, 'serving');
+  healthState.serving(served.map((s) => s.definition.name));
+  logger.info({ address: options.address, grpcAddress: options.grpcAddress, services: served.map((s) => s.definition.name) }, 'serving');
 
   let stopping: Promise<void> | undefined;
   const stop = () =>

@@ -8,7 +8,7 @@ import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { destination as pinoDestination, pino, type Logger } from 'pino';
-import { boxdShim, taskV2 } from '@boxd/api';
+import { boxdShim, collectingWhenIdle, IdleCollector, taskV2 } from '@boxd/api';
 import { TtrpcServer } from '@boxd/ttrpc';
 import { Container, type ShimContext } from './container.js';
 import { EventPublisher } from './events.js';
@@ -113,7 +113,7 @@ export async function runDaemon(flags: ShimFlags): Promise<void> {
   };
   const service = new TaskService(ctx, registry, { onIdleShutdown });
   recover(service, registry, ctx);
-  ttrpc.addService(taskV2.TaskService, service.implementation());
+  ttrpc.addService(taskV2.TaskService, collectingWhenIdle(service.implementation(), new IdleCollector()));
   ttrpc.addService(
     boxdShim.GroupService,
     groupService({
