@@ -2,6 +2,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { once } from 'node:events';
 import {
+  CancelledError,
   methodShape,
   type AnyMethod,
   type CallContext,
@@ -56,10 +57,15 @@ import type { ListenOptions } from '@boxd/api';
 type AnyHandler = (...args: never[]) => unknown;
 type ServerCall = grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerReadableStream<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>;
 
+// grpc-js reports 'cancelled' as every call's stream closes, finished or not. abort()
+// without a reason builds a DOMException, stack trace and all, each time: one shared
+// reason keeps that off the hot path.
+const CALL_CANCELLED = new CancelledError('grpc: call cancelled');
+
 function contextOf(call: ServerCall): CallContext {
   const controller = new AbortController();
   const events = call as unknown as NodeJS.EventEmitter;
-  events.on('cancelled', () => controller.abort());
+  events.on('cancelled', () => controller.abort(CALL_CANCELLED));
   const deadline = call.getDeadline();
   const ms = deadline instanceof Date ? deadline.getTime() : Number.isFinite(deadline) ? Number(deadline) : undefined;
   return { metadata: fromGrpcMetadata(call.metadata), signal: controller.signal, deadline: ms, transport: 'grpc' };
