@@ -70,6 +70,16 @@ export async function removeBundle(paths: BundlePaths): Promise<void> {
   await rm(paths.work, { recursive: true, force: true });
 }
 
+/** Removes what a removal cut short left behind (bundles renamed to `.<id>` first). */
+export async function removeHiddenLeftovers(state: string): Promise<void> {
+  const base = join(state, TASK_DIR);
+  for (const ns of await readdir(base).catch(() => [] as string[])) {
+    for (const name of await readdir(join(base, ns)).catch(() => [] as string[])) {
+      if (name.startsWith('.')) await rm(join(base, ns, name), { recursive: true, force: true }).catch(() => undefined);
+    }
+  }
+}
+
 /** Every bundle left in the state dir: [namespace, id] pairs. */
 export async function listBundles(state: string): Promise<Array<{ ns: string; id: string }>> {
   const base = join(state, TASK_DIR);

@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import { AlreadyExistsError, boxdShim, Code, events, isCode, NotFoundError, taskV2, timestampFromDate, type Init, type ServiceClient, protobuf } from '@boxd/api';
 import { TtrpcClient } from '@boxd/ttrpc';
 import type { EventPublisher } from '../events.js';
-import { bundlePaths, createBundle, followShimLog, listBundles, readBundleFile, removeBundle, type BundlePaths } from './bundle.js';
+import { bundlePaths, createBundle, followShimLog, listBundles, readBundleFile, removeBundle, removeHiddenLeftovers, type BundlePaths } from './bundle.js';
 import { deleteShim, shimBinaryName, startShim, type ShimContext } from './shim-process.js';
 import { findExecutable } from '../executables.js';
 
@@ -50,6 +50,8 @@ const hintKey = (ctx: ShimContext) => `${ctx.binary}\0${ctx.namespace}`;
 export class TaskManager {
   private readonly tasks = new Map<string, ShimTask>();
   private readonly creating = new Set<string>();
+  /** Bundles of finished tasks still being removed, by task key. */
+  private readonly removals = new Map<string, Promise<void>>();
   /** binary + namespace → the address the last `start` or join gave: where a new task of that namespace may join. */
   private readonly groupHints = new Map<string, string>();
   /** Shim binaries without boxd.shim.v1.Group: always `start`. */
@@ -77,6 +79,7 @@ export class TaskManager {
     this.creating.add(k);
     const paths = bundlePaths(this.options.root, this.options.state, params.ns, params.id);
     try {
+      await this.removals.get(k);
       const binary = findExecutable(shimBinaryName(params.runtime, this.options.shims), 'runtime binary');
       await createBundle(paths, params.spec, binary).catch((err: NodeJS.ErrnoException) => {
         if (err.code === 'EEXIST') throw new AlreadyExistsError(`bundle for task ${params.id}`);
@@ -161,12 +164,22 @@ export class TaskManager {
     return task;
   }
 
-  /** After a successful Delete: shut the shim down (a grouping shim stays for others) and clean up. */
+  /**
+   * After a successful Delete: shut the shim down (a grouping shim stays for others) and
+   * clean up. The bundle is removed after the caller has its answer; a new task of the
+   * same id waits for that removal before laying out its own bundle.
+   */
   async finish(task: ShimTask): Promise<void> {
     task.deleted = true;
     await task.task.Shutdown({ id: task.id }, { timeoutMs: 3000 }).catch(() => undefined);
     await this.forget(task);
-    await removeBundle(task.paths).catch((err) => this.logger.warn({ err, task: task.id }, 'bundle removal failed'));
+    const k = key(task.ns, task.id);
+    const removal = removeBundle(task.paths)
+      .catch((err) => this.logger.warn({ err, task: task.id }, 'bundle removal failed'))
+      .finally(() => {
+        if (this.removals.get(k) === removal) this.removals.delete(k);
+      });
+    this.removals.set(k, removal);
   }
 
   private async forget(task: ShimTask): Promise<void> {
@@ -190,6 +203,7 @@ export class TaskManager {
 
   /** On core start: reconnect to every shim in the state dir, clean up after dead ones. */
   async recover(): Promise<void> {
+    await removeHiddenLeftovers(this.options.state);
     for (const { ns, id } of await listBundles(this.options.state)) {
       const paths = bundlePaths(this.options.root, this.options.state, ns, id);
       const binary = (await readBundleFile(paths.bundle, 'shim-binary-path')) ?? '';
@@ -212,6 +226,7 @@ export class TaskManager {
   }
 
   async close(): Promise<void> {
+    await Promise.all(this.removals.values());
     for (const t of this.tasks.values()) {
       t.deleted = true;
       t.log?.destroy();
