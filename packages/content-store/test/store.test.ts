@@ -12,6 +12,7 @@ import { GrpcServer, createGrpcClient } from '@boxd/grpc';
 import { createLogger } from '@boxd/plugin-kit';
 import { ContentStore, StoreLayout, contentService, parseDigest } from '../src/index.js';
 import { RecordDb } from '../src/records.js';
+import { run } from '@boxd/test-utils';
 
 const logger = createLogger('content-store-test', 'silent');
 const sha256 = (data: Uint8Array) => `sha256:${createHash('sha256').update(data).digest('hex')}`;
@@ -214,6 +215,40 @@ describe('ingest lifecycle', () => {
     await Promise.all([writer.close(), store.close()]);
     store = await ContentStore.open(root, logger);
     expect((await store.status('closing')).offset).toBe(1234n);
+  });
+});
+
+describe('writes in the background', () => {
+  it('commits many writes in order, and Status counts every byte accepted', async () => {
+    const chunks = Array.from({ length: 24 }, () => randomBytes(512 * 1024));
+    const data = Buffer.concat(chunks);
+    const writer = await store.writer({ ref: 'many', total: BigInt(data.length), expected: sha256(data) });
+    for (const chunk of chunks) await writer.write(chunk);
+    expect((await store.status('many')).offset).toBe(BigInt(data.length));
+    const digest = await writer.commit({});
+    await writer.close();
+    expect(digest).toBe(sha256(data));
+    expect(sha256(await readFile(join(root, 'blobs', 'sha256', digest.slice('sha256:'.length))))).toBe(digest);
+  });
+
+  it('fails the writer at the first failed write, leaving only whole leading bytes in the file', async () => {
+    // A 1 MiB filesystem under the ingests: the third 512 KiB write runs out of space.
+    await run('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', layout.ingestDir]);
+    try {
+      const chunks = Array.from({ length: 4 }, () => randomBytes(512 * 1024));
+      const writer = await store.writer({ ref: 'full', total: 0n, expected: '' });
+      const outcome = (async () => {
+        for (const chunk of chunks) await writer.write(chunk);
+        await writer.commit({});
+      })();
+      await expect(outcome).rejects.toThrow(/ENOSPC/);
+      await writer.close();
+      const onDisk = await readFile(layout.ingestDataPath(layout.ingestKey('full')));
+      expect(onDisk.length).toBeLessThan(3 * 512 * 1024);
+      expect(onDisk.equals(Buffer.concat(chunks).subarray(0, onDisk.length))).toBe(true);
+    } finally {
+      await run('umount', [layout.ingestDir]);
+    }
   });
 });
 

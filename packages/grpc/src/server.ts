@@ -14,6 +14,7 @@ import {
 } from '@boxd/api';
 import { fromGrpcMetadata } from './metadata.js';
 import { toGrpcStatus } from './status.js';
+import { keepReceivedWire } from './received-wire.js';
 
 export interface GrpcServerOptions {
   /** Max message size each way; containerd uses 16 MiB. */
@@ -124,7 +125,7 @@ export function grpcServiceDefinition(def: ServiceDefinition): grpc.ServiceDefin
       requestStream: m.requestStream,
       responseStream: m.responseStream,
       requestSerialize: (msg: unknown) => Buffer.from(m.requestType.encode(msg as never)),
-      requestDeserialize: (buf: Buffer) => m.requestType.decode(buf),
+      requestDeserialize: (buf: Buffer) => keepReceivedWire(m.requestType.decode(buf), buf),
       responseSerialize: (msg: unknown) => Buffer.from(encodeResponse(m.responseType, msg as never)),
       responseDeserialize: (buf: Buffer) => m.responseType.decode(buf),
       originalName: name,

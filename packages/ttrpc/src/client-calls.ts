@@ -11,6 +11,7 @@ import { Flags, MAX_DATA_LENGTH, MessageType, oversizeMessage } from './frame.js
 import { decodeResponse, type Response } from './envelope.js';
 import type { Connection } from './connection.js';
 import { RecvQueue } from './queue.js';
+import { frameDataLength, type FrameData } from './wire-parts.js';
 
 /** How the client reaches the connection a call lives on. */
 export interface CallHost {
@@ -79,8 +80,8 @@ export class UnaryCall implements PendingCall {
 
 /** The client's side of one raw stream. */
 export interface RawClientStream {
-  /** Sends one message (a Data frame); resolves when the socket can take more. */
-  send(message: Uint8Array): Promise<void>;
+  /** Sends one message (a Data frame; parts are sent as their concatenation); resolves when the socket can take more. */
+  send(message: FrameData): Promise<void>;
   /** Half-closes: tells the server no more messages follow. */
   closeSend(): Promise<void>;
   /**
@@ -130,10 +131,11 @@ export class ClientStream implements PendingCall, RawClientStream {
     this.finish(err);
   }
 
-  send(message: Uint8Array): Promise<void> {
+  send(message: FrameData): Promise<void> {
     if (this.ended) return Promise.reject(this.endError ?? new FailedPreconditionError('ttrpc: stream already finished'));
     if (this.sendClosed) return Promise.reject(new FailedPreconditionError('ttrpc: send on a closed stream'));
-    if (message.length > MAX_DATA_LENGTH) return Promise.reject(new ResourceExhaustedError(oversizeMessage(message.length)));
+    const length = frameDataLength(message);
+    if (length > MAX_DATA_LENGTH) return Promise.reject(new ResourceExhaustedError(oversizeMessage(length)));
     const conn = this.host.conn;
     if (!conn.writeFrame(this.id, MessageType.Data, 0, message)) return Promise.reject(new UnavailableError('ttrpc: closed'));
     return conn.writable();

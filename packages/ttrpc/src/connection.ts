@@ -6,6 +6,7 @@ import type { Socket } from 'node:net';
 import { FrameReader, HEADER_SIZE, encodeFrame, writeHeader, type FrameSink } from './frame.js';
 import type { FlowControl } from './queue.js';
 import type { Logger } from './logger.js';
+import { frameDataLength, type FrameData } from './wire-parts.js';
 
 export interface ConnectionHandler extends FrameSink {
   /** Runs once, after the socket is gone. */
@@ -30,6 +31,14 @@ export interface ConnectionOptions {
    * memory without bound.
    */
   writeBacklogLimit?: number;
+}
+
+function asBuffer(data: Uint8Array): Buffer {
+  return Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.length);
+}
+
+function joined(data: FrameData, length: number): Uint8Array {
+  return data instanceof Uint8Array ? data : Buffer.concat(data, length);
 }
 
 function flushTick(conn: Connection): void {
@@ -82,14 +91,17 @@ export class Connection implements FlowControl {
     return true;
   }
 
-  writeFrame(streamId: number, type: number, flags: number, data?: Uint8Array): boolean {
-    if (!data || data.length < SEPARATE_DATA_BYTES) return this.write(encodeFrame(streamId, type, flags, data));
+  /** Queues a frame; data given in parts goes out as their concatenation. */
+  writeFrame(streamId: number, type: number, flags: number, data?: FrameData): boolean {
+    const length = data ? frameDataLength(data) : 0;
+    if (!data || length < SEPARATE_DATA_BYTES) return this.write(encodeFrame(streamId, type, flags, data && joined(data, length)));
     if (this.isClosed || !this.socket.writable) return false;
     const head = Buffer.allocUnsafe(HEADER_SIZE);
-    writeHeader(head, data.length, streamId, type, flags);
-    // Header and data stay adjacent: both enter the queue in one synchronous step.
-    this.pending.push(head, Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.length));
-    this.pendingBytes += HEADER_SIZE + data.length;
+    writeHeader(head, length, streamId, type, flags);
+    // Header and data stay adjacent: all enter the queue in one synchronous step.
+    this.pending.push(head);
+    for (const part of data instanceof Uint8Array ? [data] : data) if (part.length > 0) this.pending.push(asBuffer(part));
+    this.pendingBytes += HEADER_SIZE + length;
     this.flush();
     return true;
   }

@@ -9,6 +9,7 @@ export { TtrpcClient, type TtrpcClientOptions, type StreamShape } from './client
 export type { RawClientStream } from './client-calls.js';
 export type { RawMethod, RawService, RawServerStream, RawUnaryHandler, RawStreamHandler } from './handlers.js';
 export { createTtrpcClient } from './typed-client.js';
+export { withWireParts, wirePartsOf, type FrameData } from './wire-parts.js';
 export { rawService } from './typed-server.js';
 export { socketPath, type ListenOptions } from './address.js';
 export { silentLogger, type Logger } from './logger.js';

@@ -13,6 +13,7 @@ import {
 } from '@boxd/api';
 import type { RawClientStream } from './client-calls.js';
 import type { TtrpcClient } from './client.js';
+import { wirePartsOf, type FrameData } from './wire-parts.js';
 
 function decodeReply<T>(codec: MessageCodec<T>, bytes: Uint8Array): T {
   try {
@@ -47,10 +48,10 @@ function iterate<T>(stream: RawClientStream, codec: MessageCodec<T>): AsyncItera
   };
 }
 
-function encodeOrReject<T>(codec: MessageCodec<T>, message: unknown, send: (bytes: Uint8Array) => Promise<void>): Promise<void> {
-  let bytes: Uint8Array;
+function encodeOrReject<T>(codec: MessageCodec<T>, message: unknown, send: (bytes: FrameData) => Promise<void>): Promise<void> {
+  let bytes: FrameData;
   try {
-    bytes = codec.encode(message as never);
+    bytes = wirePartsOf(message) ?? codec.encode(message as never);
   } catch (err) {
     return Promise.reject(err);
   }

@@ -12,8 +12,9 @@ import { TtrpcClient } from '../src/client.js';
 import { decodeRequest, decodeResponse, encodeRequest, encodeResponse } from '../src/envelope.js';
 
 const encodeResponseBytes = (m: Partial<Msg>) => encodeResponse({ payload: MsgCodec.encode(m) });
-import { Flags, MessageType } from '../src/frame.js';
+import { Flags, MAX_DATA_LENGTH, MessageType } from '../src/frame.js';
 import { RecvQueue } from '../src/queue.js';
+import { withWireParts } from '../src/wire-parts.js';
 import { MsgCodec, RawPeer, TestService, fakeServer, frameHex, sleep, tmpDir, type Msg, type RawFrame } from './fixtures.js';
 
 const state = { listSent: 0, gate: Promise.resolve() };
@@ -216,6 +217,35 @@ describe('bidirectional streaming', () => {
     call.cancel();
     expect(errorCode(await rejection(call.recv()))).toBe(Code.CANCELLED);
     expect(await svc.echo({ text: 'fine' })).toEqual({ text: 'fine', n: 0 });
+  });
+});
+
+describe('messages sent in wire form', () => {
+  it('go out as their parts, not re-encoded from the object', async () => {
+    const call = svc.chat();
+    const big = MsgCodec.encode({ text: 'w'.repeat(40_000), n: 3 });
+    await call.send(withWireParts({ text: 'ignored', n: 1 }, [big.subarray(0, 10), new Uint8Array(0), big.subarray(10)]));
+    expect(await call.recv()).toEqual({ text: 'W'.repeat(40_000), n: 6 });
+    const small = MsgCodec.encode({ text: 'part', n: 2 });
+    await call.send(withWireParts({ text: 'ignored', n: 1 }, [small.subarray(0, 3), small.subarray(3)]));
+    expect(await call.recv()).toEqual({ text: 'PART', n: 4 });
+    await call.end();
+    expect(await call.recv()).toBeUndefined();
+  });
+
+  it('lose the wire form when copied, so a changed copy is encoded', async () => {
+    const call = svc.chat();
+    const marked = withWireParts({ text: 'old', n: 1 }, [MsgCodec.encode({ text: 'old', n: 1 })]);
+    await call.send({ ...marked, text: 'new' });
+    expect(await call.recv()).toEqual({ text: 'NEW', n: 2 });
+    await call.end();
+  });
+
+  it('are refused past the frame limit, counting every part', async () => {
+    const stream = client.stream(TestService.name, 'Chat', { requestStream: true, responseStream: true });
+    const half = new Uint8Array(MAX_DATA_LENGTH / 2 + 1);
+    expect(errorCode(await rejection(stream.send([half, half])))).toBe(Code.RESOURCE_EXHAUSTED);
+    stream.cancel();
   });
 });
 

@@ -19,6 +19,8 @@ import {
   type ServiceClient,
   type ServiceImplementation,
 } from '@boxd/api';
+import { receivedWire } from '@boxd/grpc';
+import { withWireParts } from '@boxd/ttrpc';
 import { forwardOptions, plainOptions } from '../forward.js';
 import { BlobCache } from './blob-cache.js';
 import type { EventPublisher } from '../events.js';
@@ -29,9 +31,12 @@ type WriteRequest = content.WriteContentRequest;
 type WriteResponse = Init<content.WriteContentResponse>;
 
 const { STAT, WRITE, COMMIT } = content.WriteAction;
+const writeRequestCodec = content.ContentService.methods.Write.requestType;
 
+/** Told of every blob committed through Write (unpack-ahead.ts stages layers with it). */
+export type CommitHook = (digest: string, size: Init<WriteResponse>['offset'], namespace: string) => void;
 
-export function contentService(store: () => Store, index: () => Index, publisher: EventPublisher): ServiceImplementation<typeof content.ContentService> {
+export function contentService(store: () => Store, index: () => Index, publisher: EventPublisher, onCommit: CommitHook = () => undefined): ServiceImplementation<typeof content.ContentService> {
   const blobs = new BlobCache();
   return {
     Info: (req, ctx) => index().Info(req, forwardOptions(ctx)),
@@ -66,7 +71,7 @@ export function contentService(store: () => Store, index: () => Index, publisher
         .catch((err) => (isNotFound(err) ? undefined : Promise.reject(err)));
       return {};
     },
-    Write: (requests, ctx) => write(requests, ctx, store(), index()),
+    Write: (requests, ctx) => write(requests, ctx, store(), index(), onCommit),
   };
 }
 
@@ -81,7 +86,7 @@ async function backendStatus(store: Store, ingest: boxdMetadata.Ingest, ctx: Cal
   }
 }
 
-async function* write(requests: AsyncIterable<WriteRequest>, ctx: CallContext, store: Store, index: Index): AsyncGenerator<WriteResponse> {
+async function* write(requests: AsyncIterable<WriteRequest>, ctx: CallContext, store: Store, index: Index, onCommit: CommitHook): AsyncGenerator<WriteResponse> {
   const incoming = requests[Symbol.asyncIterator]();
   const first = await incoming.next();
   if (first.done) return;
@@ -109,16 +114,20 @@ async function* write(requests: AsyncIterable<WriteRequest>, ctx: CallContext, s
   }
 
   const backend = store.Write(plainOptions(ctx));
+  const refField = writeRequestCodec.encode({ ref: backendRef });
   try {
     let lastDigest = '';
     for (; msg; msg = await nextMessage(incoming)) {
-      const out = { ...msg, ref: backendRef };
+      const out = toBackend(msg, backendRef, refField);
       if (msg.action === COMMIT) {
-        yield await commit(backend, out, msg, { ref, lastDigest, index, opts });
+        const committed = await commit(backend, out, msg, { ref, lastDigest, index, opts });
+        onCommit(committed.digest ?? '', committed.offset, namespaceOf(ctx) ?? '');
+        yield committed;
         return;
       }
+      const { expected } = msg;
       await backend.send(out);
-      const res = await backend.recv();
+      const res = await backend.recv().catch((err: unknown) => adoptExisting(err, expected, { ref, store, index, ctx, opts }));
       if (!res) throw new UnavailableError('content store ended the write stream');
       lastDigest = res.digest;
       yield res;
@@ -129,9 +138,42 @@ async function* write(requests: AsyncIterable<WriteRequest>, ctx: CallContext, s
   }
 }
 
+/**
+ * The request under the store's ref. One that came in over gRPC goes on as
+ * the bytes received with the ref appended (the last occurrence wins), so a
+ * 1 MiB chunk is neither re-encoded nor copied on its way through.
+ */
+function toBackend(msg: WriteRequest, backendRef: string, refField: Uint8Array): Init<WriteRequest> {
+  const out = { ...msg, ref: backendRef };
+  const wire = receivedWire(msg);
+  return wire ? withWireParts(out, [wire, refField]) : out;
+}
+
 async function nextMessage(incoming: AsyncIterator<WriteRequest>): Promise<WriteRequest | undefined> {
   const next = await incoming.next();
   return next.done ? undefined : next.value;
+}
+
+interface AdoptScope {
+  ref: string;
+  store: Store;
+  index: Index;
+  ctx: CallContext;
+  opts: CallOptions;
+}
+
+/**
+ * A message naming an expected digest the store already holds ends the
+ * ingest with ALREADY_EXISTS (the store drops it, as upstream does). The
+ * blob may be another namespace's: link it into this one, consuming the
+ * ingest, so the answer holds here too. Always rethrows `err`.
+ */
+async function adoptExisting(err: unknown, expected: string, { ref, store, index, ctx, opts }: AdoptScope): Promise<never> {
+  if (isAlreadyExists(err) && expected) {
+    const { info } = await store.Info({ digest: expected }, plainOptions(ctx));
+    await index.Add({ digest: expected, size: info?.size ?? 0, labels: {}, ref }, opts).catch((e) => (isAlreadyExists(e) ? undefined : Promise.reject(e)));
+  }
+  throw err;
 }
 
 interface CommitScope {
