@@ -5,18 +5,19 @@
  * second of quiet costs a few milliseconds when nothing is waiting, and the process
  * holds what it uses.
  */
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
+import { Session } from 'node:inspector';
 
-let collect: (() => void) | undefined;
-
-function gcFunction(): () => void {
-  if (!collect) {
-    // Exposes gc() to contexts created from now on, without a command-line flag.
-    setFlagsFromString('--expose-gc');
-    collect = runInNewContext('gc') as () => void;
-  }
-  return collect;
+/**
+ * V8's low-memory collection, the one its memory reducer runs after a process has
+ * been quiet for a while: it compacts, shrinks the young generation and unmaps freed
+ * pages. A plain gc() does none of that and gives hardly anything back. It is reached
+ * through an in-process inspector session (no port is opened).
+ */
+function collectLowMemory(): void {
+  const session = new Session();
+  session.connect();
+  // Disconnecting from inside the session's own callback hangs the process.
+  session.post('HeapProfiler.collectGarbage', () => setImmediate(() => session.disconnect()));
 }
 
 export const DEFAULT_IDLE_GC_MS = 1_000;
@@ -34,7 +35,7 @@ export class IdleCollector {
     }
     this.timer = setTimeout(() => {
       this.timer = undefined;
-      gcFunction()();
+      collectLowMemory();
     }, this.idleMs);
     // Never what keeps a process alive.
     this.timer.unref();

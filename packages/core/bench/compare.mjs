@@ -150,6 +150,10 @@ async function measure(name, small, big, blobs) {
     }
     if (only.has('list')) r.imagesListMs = await imagesList(sys);
     if (only.has('memory')) {
+      // Let what the import and the runs set going settle first: plugins starting or
+      // stopping on demand, and V8 handing back a fresh process's start-up heap (it
+      // does so some 8 s after start), which would otherwise be counted as a saving.
+      await new Promise((res) => setTimeout(res, 10_000));
       const basePids = await sys.daemonPids();
       const basePss = new Map(await Promise.all(basePids.map(async (pid) => [pid, await pss([pid])])));
       r.detachedMs = await timed(async () => {

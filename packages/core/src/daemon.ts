@@ -7,6 +7,8 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import {
+  collectingWhenIdle,
+  IdleCollector,
   boxdMetadata,
   content,
   diff,
@@ -18,6 +20,7 @@ import {
   tasks,
   containers,
   version,
+  type ServiceClient,
   type ServiceDefinition,
   type ServiceImplementation,
 } from '@boxd/api';
@@ -26,7 +29,7 @@ import { TtrpcServer } from '@boxd/ttrpc';
 import { HealthState } from '@boxd/plugin-kit';
 import type { CoreConfig } from './config.js';
 import { PluginHost } from './plugin-host.js';
-import { CoreMetrics } from './metrics.js';
+import type { CoreMetrics } from './metrics.js';
 import { EventPublisher } from './events.js';
 import { instrument } from './instrument.js';
 import { versionService } from './services/version.js';
@@ -43,7 +46,8 @@ import { Checkpoints } from './runtime/checkpoints.js';
 export interface Daemon {
   readonly config: CoreConfig;
   readonly host: PluginHost;
-  readonly metrics: CoreMetrics;
+  /** Set when `[metrics] address` is. */
+  readonly metrics?: CoreMetrics;
   stop(): Promise<void>;
 }
 
@@ -57,11 +61,27 @@ function entry<S extends ServiceDefinition>(id: string, definition: S, implement
   return { id, definition, implementation: implementation as unknown as ServiceImplementation<ServiceDefinition> };
 }
 
+type Bus = ServiceClient<typeof eventsService.EventsService>;
+
+/**
+ * The events bus as publishers see it. An event published while nothing
+ * holds a demand-started bus reaches no one: every subscriber is an open
+ * stream, which holds it, and the bus keeps no history. So such an event is
+ * dropped instead of starting the bus for nothing.
+ */
+function publishingBus(host: PluginHost): () => Bus {
+  return () => {
+    const bus = host.kindClient('events', eventsService.EventsService);
+    if (host.inUse('events')) return bus;
+    return { ...bus, Publish: async () => ({}), Forward: async () => ({}) };
+  };
+}
+
 function publicServices(config: CoreConfig, host: PluginHost, publisher: EventPublisher, healthState: HealthState, manager: TaskManager): Registered[] {
   const meta = <S extends ServiceDefinition>(def: S) => host.kindClient('metadata', def);
   const store = () => host.kindClient('content', content.ContentService);
   const contentIndex = () => meta(boxdMetadata.ContentIndexService);
-  const bus = () => host.kindClient('events', eventsService.EventsService);
+  const bus = publishingBus(host);
   const contentApi = contentService(store, contentIndex, publisher);
   const services: Registered[] = [
     entry('version', version.VersionService, versionService()),
@@ -80,6 +100,14 @@ function publicServices(config: CoreConfig, host: PluginHost, publisher: EventPu
   return services;
 }
 
+/** One per process: any API call is work, and the heap is collected once calls stop for a while. */
+const idle = new IdleCollector();
+
+/** Health probes are not work: a probed daemon would collect after every probe. */
+function collectedWhenIdle<T extends object>(s: Registered, impl: T): T {
+  return s.definition === health.HealthService ? impl : collectingWhenIdle(impl, idle);
+}
+
 function grpcStatuses(services: Registered[]): PluginStatus[] {
   return services.map((s) => ({ type: 'io.containerd.grpc.v1', id: s.id }));
 }
@@ -87,9 +115,10 @@ function grpcStatuses(services: Registered[]): PluginStatus[] {
 export async function startDaemon(config: CoreConfig, logger: Logger): Promise<Daemon> {
   await mkdir(config.root, { recursive: true, mode: 0o711 });
   await mkdir(config.state, { recursive: true, mode: 0o711 });
-  const metrics = new CoreMetrics();
-  const host = new PluginHost(config, logger, (id) => metrics.pluginRestarts.inc({ plugin: id }));
-  const publisher = new EventPublisher(() => (host.has('events') ? host.kindClient('events', eventsService.EventsService) : undefined), logger);
+  const metrics = config.metricsAddress ? new (await import('./metrics.js')).CoreMetrics() : undefined;
+  const host = new PluginHost(config, logger, (id) => metrics?.pluginRestarted(id));
+  const bus = publishingBus(host);
+  const publisher = new EventPublisher(() => (host.has('events') ? bus() : undefined), logger);
   const healthState = new HealthState();
   try {
     await host.startAll();
@@ -115,13 +144,13 @@ export async function startDaemon(config: CoreConfig, logger: Logger): Promise<D
   services.push(entry('introspection', introspection.IntrospectionService, introspectionService(statuses, join(config.root, 'uuid'))));
 
   const grpc = new GrpcServer();
-  for (const s of services) grpc.addService(s.definition, instrument(s.definition, s.implementation, metrics));
+  for (const s of services) grpc.addService(s.definition, collectedWhenIdle(s, metrics ? instrument(s.definition, s.implementation, metrics) : s.implementation));
   const ttrpc = new TtrpcServer({ logger });
-  if (host.has('events')) ttrpc.addService(eventsTtrpc.EventsService, eventsShimService(() => host.kindClient('events', eventsService.EventsService)));
+  if (host.has('events')) ttrpc.addService(eventsTtrpc.EventsService, eventsShimService(bus));
   try {
     await grpc.listen(config.address, { gid: config.socketGid });
     await ttrpc.listen(`${config.address}.ttrpc`, { gid: config.socketGid });
-    if (config.metricsAddress) await metrics.listen(config.metricsAddress);
+    if (config.metricsAddress) await metrics?.listen(config.metricsAddress);
   } catch (err) {
     grpc.forceClose();
     await ttrpc.close({ graceful: false });
@@ -132,16 +161,18 @@ export async function startDaemon(config: CoreConfig, logger: Logger): Promise<D
   await manager.recover();
   healthState.serving(services.map((s) => s.definition.name));
   logger.info({ address: config.address, plugins: host.statuses().map((p) => p.id) }, 'boxd serving');
+  // Starting up is a burst of work too: what loading and setup left is collected.
+  idle.touch();
 
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
-      healthState.notServing();
+      healthState.close();
       await Promise.all([grpc.close(5000), ttrpc.close({ graceful: true, timeoutMs: 5000 })]);
       // Containers outlive the core: only our connections to their shims close.
       await manager.close();
       await host.stopAll();
-      await metrics.close();
+      await metrics?.close();
       logger.info('boxd stopped');
     })());
   return { config, host, metrics, stop };

@@ -1,7 +1,9 @@
 /**
  * A plugin as the core reaches it: a socket, a transport, and typed clients
  * that survive the plugin's restarts. While the plugin is down, calls fail
- * at once with Unavailable instead of waiting.
+ * at once with Unavailable instead of waiting. A plugin started on demand
+ * has a gate: each call and each stream holds it (starting it if need be)
+ * until the call ends.
  */
 import {
   methodShape,
@@ -18,6 +20,11 @@ import type * as grpc from '@grpc/grpc-js';
 
 type Transport = 'ttrpc' | 'grpc';
 
+export interface EndpointGate {
+  /** Resolves once the plugin is ready; the result lets go of it. */
+  acquire(): Promise<() => void>;
+}
+
 export class PluginEndpoint {
   private ttrpc?: Promise<TtrpcClient>;
   private channel?: grpc.Client;
@@ -27,7 +34,19 @@ export class PluginEndpoint {
     readonly id: string,
     readonly address: string,
     readonly transport: Transport,
+    private readonly gate?: EndpointGate,
   ) {}
+
+  /** `fn` with the plugin held, when it has a gate. */
+  private async held<T>(fn: () => Promise<T>): Promise<T> {
+    if (!this.gate) return fn();
+    const release = await this.gate.acquire();
+    try {
+      return await fn();
+    } finally {
+      release();
+    }
+  }
 
   /** Drop the current connection (the plugin restarted). */
   reset(): void {
@@ -56,8 +75,8 @@ export class PluginEndpoint {
   }
 
   /** A unary call with the payload passed through as bytes (ttrpc only). */
-  async rawCall(service: string, method: string, payload: Uint8Array, options?: CallOptions): Promise<Buffer> {
-    return (await this.connection()).call(service, method, payload, options);
+  rawCall(service: string, method: string, payload: Uint8Array, options?: CallOptions): Promise<Buffer> {
+    return this.held(async () => (await this.connection()).call(service, method, payload, options));
   }
 
   client<S extends ServiceDefinition>(def: S): ServiceClient<S> {
@@ -82,17 +101,27 @@ export class PluginEndpoint {
 
   private lazyMethod(def: ServiceDefinition, name: string, m: AnyMethod): unknown {
     const typed = async () => ((await this.connection()).service(def) as Record<string, (...args: unknown[]) => unknown>)[name];
+    const gate = this.gate;
     switch (methodShape(m)) {
       case 'unary':
-        return async (req: unknown, opts?: CallOptions) => (await typed())(req, opts);
+        return (req: unknown, opts?: CallOptions) => this.held(async () => (await typed())(req, opts));
       case 'server-stream':
         return (req: unknown, opts?: CallOptions): AsyncIterable<unknown> => ({
           async *[Symbol.asyncIterator]() {
-            yield* (await typed())(req, opts) as AsyncIterable<unknown>;
+            const release = gate ? await gate.acquire() : undefined;
+            try {
+              yield* (await typed())(req, opts) as AsyncIterable<unknown>;
+            } finally {
+              release?.();
+            }
           },
         });
       default:
-        return (opts?: CallOptions) => lazyStream(typed().then((fn) => fn(opts) as BidiStreamCall<unknown, unknown>));
+        return (opts?: CallOptions) => {
+          const hold = gate?.acquire() ?? Promise.resolve(() => undefined);
+          const call = hold.then(async () => (await typed())(opts) as BidiStreamCall<unknown, unknown>);
+          return lazyStream(call, () => void hold.then((release) => release(), () => undefined));
+        };
     }
   }
 
@@ -102,17 +131,38 @@ export class PluginEndpoint {
   }
 }
 
-/** A bidi call usable at once; sends wait until the underlying call exists. */
-function lazyStream(pending: Promise<BidiStreamCall<unknown, unknown>>): BidiStreamCall<unknown, unknown> {
-  pending.catch(() => undefined);
+/**
+ * A bidi (or client-streaming) call usable at once; sends wait until the
+ * underlying call exists. `done` runs once the call is over: the server
+ * ended it, it failed, or the caller cancelled or finished it.
+ */
+function lazyStream(pending: Promise<BidiStreamCall<unknown, unknown>>, done: () => void): BidiStreamCall<unknown, unknown> {
+  pending.catch(done);
+  const ending = async <T>(result: Promise<T>, over: (value: T) => boolean): Promise<T> => {
+    try {
+      const value = await result;
+      if (over(value)) done();
+      return value;
+    } catch (err) {
+      done();
+      throw err;
+    }
+  };
   return {
     send: async (msg) => (await pending).send(msg),
     end: async () => (await pending).end(),
-    recv: async () => (await pending).recv(),
-    cancel: () => void pending.then((c) => c.cancel(), () => undefined),
-    finish: async () => ((await pending) as unknown as { finish(): Promise<unknown> }).finish(),
+    recv: () => ending(pending.then((c) => c.recv()), (res) => res === undefined),
+    cancel: () => {
+      done();
+      void pending.then((c) => c.cancel(), () => undefined);
+    },
+    finish: () => ending(pending.then((c) => (c as unknown as { finish(): Promise<unknown> }).finish()), () => true),
     async *[Symbol.asyncIterator]() {
-      yield* await pending;
+      try {
+        yield* await pending;
+      } finally {
+        done();
+      }
     },
   } as BidiStreamCall<unknown, unknown>;
 }

@@ -1,23 +1,17 @@
 /** Wraps a service implementation so every call is counted, timed and its errors logged. */
-import { errorCode, IdleCollector, methodShape, type ServiceDefinition, type ServiceImplementation } from '@boxd/api';
+import { errorCode, methodShape, type ServiceDefinition, type ServiceImplementation } from '@boxd/api';
 import type { CoreMetrics } from './metrics.js';
 
 type AnyFn = (...args: unknown[]) => unknown;
 
-/** One per process: any call is work, and the heap is collected once calls stop for a while. */
-const idle = new IdleCollector();
-
 export function instrument<S extends ServiceDefinition>(def: S, impl: ServiceImplementation<S>, metrics: CoreMetrics): ServiceImplementation<S> {
   const out: Record<string, unknown> = {};
   const service = def.name;
-  // Health probes are not work: a probed daemon would collect after every probe.
-  const touch = service === 'grpc.health.v1.Health' ? () => undefined : () => idle.touch();
   for (const [name, m] of Object.entries(def.methods)) {
     const handler = (impl as Record<string, AnyFn>)[name];
     const streaming = methodShape(m) === 'server-stream' || methodShape(m) === 'bidi';
     out[name] = streaming
       ? async function* (...args: unknown[]) {
-          touch();
           const done = metrics.observe(service, name);
           try {
             yield* handler(...args) as AsyncIterable<unknown>;
@@ -28,7 +22,6 @@ export function instrument<S extends ServiceDefinition>(def: S, impl: ServiceImp
           }
         }
       : async (...args: unknown[]) => {
-          touch();
           const done = metrics.observe(service, name);
           try {
             const res = await handler(...args);

@@ -1,4 +1,8 @@
-/** Prometheus metrics: per-method request counts, errors, latency; plugin restarts; memory. */
+/**
+ * Prometheus metrics: per-method request counts, errors, latency; plugin
+ * restarts; memory. Loaded only when `[metrics] address` is set, so a core
+ * without it carries neither prom-client nor the per-call counting.
+ */
 import { createServer, type Server } from 'node:http';
 import client from 'prom-client';
 
@@ -13,11 +17,15 @@ export class CoreMetrics {
     buckets: [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
     registers: [this.registry],
   });
-  readonly pluginRestarts = new client.Counter({ name: 'boxd_plugin_restarts_total', help: 'Plugin process restarts', labelNames: ['plugin'], registers: [this.registry] });
+  private readonly pluginRestarts = new client.Counter({ name: 'boxd_plugin_restarts_total', help: 'Plugin process restarts', labelNames: ['plugin'], registers: [this.registry] });
   private server?: Server;
 
   constructor() {
     client.collectDefaultMetrics({ register: this.registry, prefix: 'boxd_' });
+  }
+
+  pluginRestarted(id: string): void {
+    this.pluginRestarts.inc({ plugin: id });
   }
 
   /** Starts timing a call; the returned function records its outcome. */

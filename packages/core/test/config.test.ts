@@ -17,6 +17,30 @@ describe('core config', () => {
     expect(cfg.address).toBe('/run/boxd/boxd.sock');
     expect(cfg.snapshotters).toEqual({ overlayfs: 'overlayfs', native: 'native' });
     expect(parse(defaultConfigToml())).toHaveProperty('plugins.metadata.exec');
+    // Each on demand, stopped after a minute of idleness.
+    expect(cfg.plugins.map((p) => [p.id, p.start, p.idleExitMs, p.nodeArgs])).toEqual(
+      cfg.plugins.map((p) => [p.id, 'demand', 60_000, p.id === 'events' ? ['--max-semi-space-size=1'] : []]),
+    );
+    // The same defaults apply without a config file.
+    expect(parseConfig('').plugins.find((p) => p.id === 'events')?.nodeArgs).toEqual(['--max-semi-space-size=1']);
+    expect(parse(defaultConfigToml())).toMatchObject({ plugins: { diff: { start: 'demand', idle_exit: '60s', node_args: [] } } });
+  });
+
+  it('reads start, idle_exit and node_args', () => {
+    const cfg = parseConfig(
+      `[plugins.metadata]\nstart = "boot"\nnode_args = ["--max-semi-space-size=1"]\n[plugins.diff]\nidle_exit = "500ms"\n[plugins.native]\nidle_exit = 90\n[plugins.extra]\ntype = "snapshot"\nexec = ["/opt/snap"]\n`,
+    );
+    const byId = Object.fromEntries(cfg.plugins.map((p) => [p.id, p]));
+    expect(byId.metadata).toMatchObject({ start: 'boot', nodeArgs: ['--max-semi-space-size=1'] });
+    expect(byId.diff).toMatchObject({ start: 'demand', idleExitMs: 500 });
+    expect(byId.native.idleExitMs).toBe(90_000);
+    // A plugin of one's own starts with the core unless it says otherwise.
+    expect(byId.extra.start).toBe('boot');
+    expect(() => parseConfig('[plugins.diff]\nstart = "lazy"\n')).toThrow(/plugins\.diff\.start must be "boot" or "demand"/);
+    expect(() => parseConfig('[plugins.diff]\nidle_exit = "soon"\n')).toThrow(/plugins\.diff\.idle_exit must be a positive duration/);
+    expect(() => parseConfig('[plugins.diff]\nidle_exit = 0\n')).toThrow(/positive duration/);
+    expect(() => parseConfig('[plugins.diff]\nnode_args = "--x"\n')).toThrow(/plugins\.diff\.node_args must be a list of strings/);
+    expect(() => parseConfig('[plugins.events]\naddress = "/x.sock"\nstart = "demand"\n')).toThrow(/apply to exec plugins only/);
   });
 
   it('a file changes the plugins it names and keeps the others', () => {

@@ -8,6 +8,7 @@ export class HealthState {
   private status: Status = NOT_SERVING;
   private services = new Set<string>();
   private watchers = new Set<() => void>();
+  private closed = false;
 
   serving(services: string[]): void {
     this.services = new Set(services);
@@ -15,6 +16,12 @@ export class HealthState {
   }
 
   notServing(): void {
+    this.set(NOT_SERVING);
+  }
+
+  /** NOT_SERVING, and Watch streams end after saying so: the server is going away. */
+  close(): void {
+    this.closed = true;
     this.set(NOT_SERVING);
   }
 
@@ -43,6 +50,7 @@ export class HealthState {
         last = now;
         yield { status: now };
       }
+      if (this.closed) return;
       await new Promise<void>((resolve) => {
         const wake = () => {
           this.watchers.delete(wake);

@@ -102,12 +102,14 @@ export async function startPlugin(spec: PluginSpec, options: StartOptions): Prom
     throw err;
   }
   healthState.serving(served.map((s) => s.definition.name));
+  // Starting up is a burst of work too: what loading and setup left is collected.
+  idle.touch();
   logger.info({ address: options.address, grpcAddress: options.grpcAddress, services: served.map((s) => s.definition.name) }, 'serving');
 
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
-      healthState.notServing();
+      healthState.close();
       instance.stopping?.();
       const timeoutMs = options.drainTimeoutMs ?? 10_000;
       await Promise.all([ttrpc?.close({ graceful: true, timeoutMs }), grpc?.close(timeoutMs)]);

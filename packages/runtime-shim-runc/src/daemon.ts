@@ -113,7 +113,8 @@ export async function runDaemon(flags: ShimFlags): Promise<void> {
   };
   const service = new TaskService(ctx, registry, { onIdleShutdown });
   recover(service, registry, ctx);
-  ttrpc.addService(taskV2.TaskService, collectingWhenIdle(service.implementation(), new IdleCollector()));
+  const idle = new IdleCollector();
+  ttrpc.addService(taskV2.TaskService, collectingWhenIdle(service.implementation(), idle));
   ttrpc.addService(
     boxdShim.GroupService,
     groupService({
@@ -133,4 +134,6 @@ export async function runDaemon(flags: ShimFlags): Promise<void> {
   // Containers keep running; a later `start` finds the socket dead and a new shim adopts them.
   for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => void exit(0, service.containers.size === 0));
   logger.info({ socket: socketPath, id: flags.id, namespace: flags.namespace, adopted: service.containers.size }, 'shim serving');
+  // Starting up is a burst of work too: what loading and setup left is collected.
+  idle.touch();
 }

@@ -31,12 +31,15 @@ export interface Boxd {
   restart(): Promise<void>;
 }
 
-/** The `boxd` core bin of this checkout. */
+/**
+ * The `boxd` launcher of this checkout, the file npm links as the bin: run as a program,
+ * it starts node with the core's own flags (its #! line).
+ */
 export function boxdBin(): string {
   const here = dirname(fileURLToPath(import.meta.url));
-  const bin = join(here, '../../core/dist/bin.js');
-  if (!existsSync(bin)) throw new Error(`boxd is not built: ${bin} missing (run npm run build)`);
-  return realpathSync(bin);
+  const built = join(here, '../../core/dist/bin.js');
+  if (!existsSync(built)) throw new Error(`boxd is not built: ${built} missing (run npm run build)`);
+  return realpathSync(join(here, '../../core/bin/boxd.js'));
 }
 
 /** Starts `boxd` on a fresh root/state under dir and waits until `ctr version` answers. */
@@ -46,7 +49,7 @@ export async function startBoxd(opts: StartBoxdOptions): Promise<Boxd> {
   const address = join(opts.dir, 'boxd.sock');
   const logPath = join(opts.dir, 'boxd.log');
   await mkdir(opts.dir, { recursive: true });
-  const args = [boxdBin(), '--root', root, '--state', state, '--address', address, '--log-level', opts.logLevel ?? 'info'];
+  const args = ['--root', root, '--state', state, '--address', address, '--log-level', opts.logLevel ?? 'info'];
   if (opts.config !== undefined) {
     const configPath = join(opts.dir, 'boxd.toml');
     await writeFile(configPath, opts.config);
@@ -54,7 +57,7 @@ export async function startBoxd(opts: StartBoxdOptions): Promise<Boxd> {
   }
   let daemon: Daemon;
   const launch = async () => {
-    daemon = spawnDaemon(process.execPath, args, logPath);
+    daemon = spawnDaemon(boxdBin(), args, logPath);
     await waitFor(
       async () => {
         if (!daemon.running()) throw new Error(`boxd exited while starting; see ${logPath}`);
