@@ -28,6 +28,8 @@ export * as rpc from './generated/google.rpc.js';
 export * as health from './generated/grpc.health.v1.js';
 export * as boxdMetadata from './generated/boxd.metadata.v1.js';
 export * as boxdShim from './generated/boxd.shim.v1.js';
+export * as boxdContent from './generated/boxd.content.v1.js';
+export * as boxdDiff from './generated/boxd.diff.v1.js';
 export * from './filters.js';
 export * from './identifiers.js';
 export * from './labels.js';

@@ -1,5 +1,6 @@
-import { content } from '@boxd/api';
+import { boxdContent, content } from '@boxd/api';
 import { service, type PluginSpec } from '@boxd/plugin-kit';
+import { blobFilesService } from './blob-files.js';
 import { contentService } from './service.js';
 import { ContentStore } from './store.js';
 
@@ -9,7 +10,7 @@ export const contentStorePlugin: PluginSpec = {
   async setup({ root, logger }) {
     const store = await ContentStore.open(root, logger);
     return {
-      services: [service(content.ContentService, contentService(store))],
+      services: [service(content.ContentService, contentService(store)), service(boxdContent.BlobFilesService, blobFilesService(store))],
       close: () => store.close(),
     };
   },

@@ -7,6 +7,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import {
+  boxdDiff,
   collectingWhenIdle,
   IdleCollector,
   boxdMetadata,
@@ -38,6 +39,7 @@ import { metadataServices } from './services/metadata.js';
 import { contentService } from './services/content.js';
 import { snapshotsService } from './services/snapshots.js';
 import { diffService } from './services/diff.js';
+import { UnpackAhead } from './services/unpack-ahead.js';
 import { eventsPublicService, eventsShimService } from './services/events.js';
 import { tasksService } from './services/tasks.js';
 import { TaskManager } from './runtime/task-manager.js';
@@ -77,12 +79,13 @@ function publishingBus(host: PluginHost): () => Bus {
   };
 }
 
-function publicServices(config: CoreConfig, host: PluginHost, publisher: EventPublisher, healthState: HealthState, manager: TaskManager): Registered[] {
+function publicServices(config: CoreConfig, host: PluginHost, publisher: EventPublisher, healthState: HealthState, manager: TaskManager, logger: Logger): Registered[] {
   const meta = <S extends ServiceDefinition>(def: S) => host.kindClient('metadata', def);
   const store = () => host.kindClient('content', content.ContentService);
   const contentIndex = () => meta(boxdMetadata.ContentIndexService);
   const bus = publishingBus(host);
-  const contentApi = contentService(store, contentIndex, publisher);
+  const unpackAhead = new UnpackAhead(() => host.kindClient('diff', boxdDiff.StagingService), store, logger);
+  const contentApi = contentService(store, contentIndex, publisher, (digest, size, namespace) => void unpackAhead.committed(digest, size, namespace));
   const services: Registered[] = [
     entry('version', version.VersionService, versionService()),
     entry('healthcheck', health.HealthService, healthState.implementation()),
@@ -139,7 +142,7 @@ export async function startDaemon(config: CoreConfig, logger: Logger): Promise<D
     publisher,
     logger,
   );
-  const services = publicServices(config, host, publisher, healthState, manager);
+  const services = publicServices(config, host, publisher, healthState, manager, logger);
   const statuses = () => [...host.statuses(), ...grpcStatuses(services)];
   services.push(entry('introspection', introspection.IntrospectionService, introspectionService(statuses, join(config.root, 'uuid'))));
 

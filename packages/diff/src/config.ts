@@ -26,9 +26,24 @@ export interface DiffConfig {
   /** Where temporary mount points are made. */
   tmpDir: string;
   streamProcessors: StreamProcessorConfig[];
+  staging: StagingConfig;
+}
+
+/** Unpacking ahead (boxd.diff.v1.Staging). */
+export interface StagingConfig {
+  /** Where staged trees are made; on the snapshotters' filesystem, so a claim is a rename. */
+  dir: string;
+  /** How long a staged tree waits for its Apply before it is removed; 0 turns staging off. */
+  ttlMs: number;
+  /** Bound on the blob bytes staged and not yet claimed; further Stage calls are ignored. */
+  maxBytes: number;
 }
 
 type Table = Record<string, unknown>;
+
+// Long enough for the writes of a large import or pull to finish before its unpack claims the first layers.
+const DEFAULT_STAGING_TTL_SECONDS = 300;
+const DEFAULT_STAGING_MAX_BYTES = 4 * 1024 ** 3;
 
 function optionalString(table: Table, key: string): string | undefined {
   const value = table[key];
@@ -43,6 +58,12 @@ function stringList(table: Table, key: string, where: string): string[] {
     throw new InvalidArgumentError(`diff config: ${where}.${key} must be a list of strings`);
   }
   return value as string[];
+}
+
+function nonNegative(raw: Table, key: string, fallback: number): number {
+  const value = raw[key] ?? fallback;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) throw new InvalidArgumentError(`diff config: ${key} must be a non-negative number`);
+  return value;
 }
 
 function streamProcessors(value: unknown): StreamProcessorConfig[] {
@@ -81,5 +102,10 @@ export function parseDiffConfig(raw: Table, root: string): DiffConfig {
     zstdPath: optionalString(raw, 'zstd_path') ?? 'zstd',
     tmpDir: optionalString(raw, 'tmp_dir') ?? join(root, 'tmp'),
     streamProcessors: streamProcessors(raw.stream_processors),
+    staging: {
+      dir: optionalString(raw, 'staging_dir') ?? join(root, 'staging'),
+      ttlMs: nonNegative(raw, 'staging_ttl_seconds', DEFAULT_STAGING_TTL_SECONDS) * 1000,
+      maxBytes: nonNegative(raw, 'staging_max_bytes', DEFAULT_STAGING_MAX_BYTES),
+    },
   };
 }

@@ -1,9 +1,12 @@
 export { diffPlugin } from './plugin.js';
-export { diffService } from './service.js';
+export { diffService, stagingService, type DiffServiceDeps } from './service.js';
+export { Stager, type Stage } from './staging/stager.js';
+export { stageLayer, type StageJob, type StagedLayer } from './staging/stage-layer.js';
+export { claimStaged } from './staging/claim.js';
 export { parseDiffConfig, type DiffConfig, type StreamProcessorConfig } from './config.js';
 export { applyLayer, type ApplyJob, type AppliedLayer, type LayerDescriptor, type ApplyContext } from './apply/apply-layer.js';
-export { applyTar, type ApplyTarOptions } from './apply/apply-tar.js';
-export { tarEntries, type TarEntry } from './apply/tar-entries.js';
+export { applyTar, TarApplier, type ApplyTarOptions } from './apply/apply-tar.js';
+export { TarReader, type TarEntry, type TarSink } from './apply/tar-reader.js';
 export { decodeLayer, type DecodeOptions } from './apply/decode-layer.js';
 export { cleanEntryName, resolveDir } from './apply/root-path.js';
 export { createDiff, type DiffJob, type CreatedLayer, type DiffContext } from './diff/create-diff.js';

@@ -7,6 +7,12 @@ describe('diff config', () => {
     const config = parseDiffConfig({ content_address: '/run/c.sock' }, '/var/lib/boxd/diff');
     expect(config).toMatchObject({ contentAddress: '/run/c.sock', contentTransport: 'ttrpc', allowDevices: false, zstdPath: 'zstd', tmpDir: '/var/lib/boxd/diff/tmp', streamProcessors: [] });
     expect(config.workers).toBeGreaterThan(0);
+    expect(config.staging).toEqual({ dir: '/var/lib/boxd/diff/staging', ttlMs: 300_000, maxBytes: 4 * 1024 ** 3 });
+  });
+
+  it('reads the staging settings; a ttl of 0 turns staging off', () => {
+    const config = parseDiffConfig({ staging_dir: '/big/staging', staging_ttl_seconds: 0, staging_max_bytes: 1000 }, '/r');
+    expect(config.staging).toEqual({ dir: '/big/staging', ttlMs: 0, maxBytes: 1000 });
   });
 
   it('reads stream processors as containerd writes them', () => {
@@ -18,7 +24,7 @@ describe('diff config', () => {
   });
 
   it('rejects bad values with INVALID_ARGUMENT', () => {
-    for (const raw of [{ content_transport: 'http' }, { workers: -1 }, { allow_devices: 'yes' }, { stream_processors: { x: { accepts: 'a' , returns: 'b', path: 'c' } } }, { stream_processors: { x: { accepts: [] } } }]) {
+    for (const raw of [{ content_transport: 'http' }, { workers: -1 }, { staging_ttl_seconds: -1 }, { staging_max_bytes: '1G' }, { allow_devices: 'yes' }, { stream_processors: { x: { accepts: 'a' , returns: 'b', path: 'c' } } }, { stream_processors: { x: { accepts: [] } } }]) {
       expect(() => parseDiffConfig(raw, '/r')).toThrow(expect.objectContaining({ code: Code.INVALID_ARGUMENT }));
     }
   });

@@ -12,7 +12,7 @@ import { setAttributeSync } from '@napi-rs/xattr';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Code } from '@boxd/api';
 import { cleanupTempDirs, runOk, tempDir } from '@boxd/test-utils';
-import { tarEntries } from '../src/apply/tar-entries.js';
+import { TarReader } from '../src/apply/tar-reader.js';
 import { readAll, snapshotTree, NAMESPACE, type DiffPlugin, type Upstream, startTestEnv, type TestEnv } from './harness.js';
 
 let dir: string;
@@ -114,11 +114,16 @@ async function tarNames(digest: string, gz: boolean): Promise<{ names: string[];
   const bytes = await readAll(upstream, digest);
   const names: string[] = [];
   const types: Record<string, string> = {};
-  for await (const entry of tarEntries((async function* () { yield gz ? gunzipSync(bytes) : bytes; })())) {
-    names.push(entry.name);
-    types[entry.name] = entry.type;
-    await entry.read(() => undefined);
-  }
+  const reader = new TarReader({
+    entry(entry) {
+      names.push(entry.name);
+      types[entry.name] = entry.type;
+    },
+    data: () => undefined,
+    entryEnd: () => undefined,
+  });
+  reader.push(gz ? gunzipSync(bytes) : bytes);
+  reader.end();
   return { names, types };
 }
 

@@ -8,7 +8,7 @@ import { getAttributeSync } from '@napi-rs/xattr';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanupTempDirs, runOk, tempDir } from '@boxd/test-utils';
 import { ingest, NAMESPACE, type DiffPlugin, type Upstream, startTestEnv, type TestEnv } from './harness.js';
-import { makeTar, type TarSpec } from './tars.js';
+import { lowerLayer, makeTar, type TarSpec } from './tars.js';
 
 const TAR = 'application/vnd.oci.image.layer.v1.tar';
 let dir: string;
@@ -23,18 +23,6 @@ async function applyTo(mounts: { type: string; source: string; options: string[]
 }
 
 const bindTo = (root: string) => [{ type: 'bind', source: root, options: ['rbind'] }];
-
-const lowerLayer: TarSpec[] = [
-  { name: 'data/', type: 'directory' },
-  { name: 'data/old-1', content: 'old' },
-  { name: 'data/old-dir/', type: 'directory' },
-  { name: 'data/old-dir/deep', content: 'deep' },
-  { name: 'data/keep-by-layer', content: 'lower version' },
-  { name: 'data/nested/', type: 'directory' },
-  { name: 'data/nested/old-n', content: 'old' },
-  { name: 'gone', content: 'x' },
-  { name: 'attrs/', type: 'directory', mode: 0o750, uid: 7, gid: 8 },
-];
 
 const upperLayer: TarSpec[] = [
   { name: 'data/', type: 'directory', mode: 0o755 },

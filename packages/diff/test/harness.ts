@@ -21,13 +21,13 @@ export interface DiffPlugin {
 }
 
 /** Our diff plugin as its own process, reading blobs from `contentAddress`. */
-export async function startDiffPlugin(dir: string, config: string): Promise<DiffPlugin> {
+export async function startDiffPlugin(dir: string, config: string, logLevel = 'warn'): Promise<DiffPlugin> {
   const grpcAddress = join(dir, 'diff.sock');
   const ttrpcAddress = join(dir, 'diff.ttrpc');
   const configPath = join(dir, 'diff.toml');
   const logPath = join(dir, 'diff.log');
   await writeFile(configPath, config);
-  const daemon: Daemon = spawnDaemon(process.execPath, [BIN, '--address', ttrpcAddress, '--grpc-address', grpcAddress, '--root', join(dir, 'diff-root'), '--config', configPath, '--log-level', 'warn'], logPath);
+  const daemon: Daemon = spawnDaemon(process.execPath, [BIN, '--address', ttrpcAddress, '--grpc-address', grpcAddress, '--root', join(dir, 'diff-root'), '--config', configPath, '--log-level', logLevel], logPath);
   try {
     await waitForSocket(grpcAddress, 15_000);
   } catch (err) {
@@ -173,10 +173,10 @@ export interface TestEnv {
 }
 
 /** Upstream containerd (below dir/cd) and our diff plugin reading its content store. */
-export async function startTestEnv(dir: string, extraConfig = ''): Promise<TestEnv> {
+export async function startTestEnv(dir: string, extraConfig = '', logLevel = 'warn'): Promise<TestEnv> {
   const upstream = await startUpstream(join(dir, 'cd'));
   try {
-    const plugin = await startDiffPlugin(dir, diffConfigFor(upstream, extraConfig));
+    const plugin = await startDiffPlugin(dir, diffConfigFor(upstream, extraConfig), logLevel);
     return {
       upstream,
       plugin,

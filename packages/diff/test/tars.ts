@@ -49,3 +49,16 @@ export async function makeTar(entries: TarSpec[], options: { endBlocks?: boolean
   const all = Buffer.concat(chunks);
   return options.endBlocks === false ? all.subarray(0, all.length - 1024) : all;
 }
+
+/** A lower layer for tests that apply another one over it: files, nested dirs, a dir with its own owner and mode. */
+export const lowerLayer: TarSpec[] = [
+  { name: 'data/', type: 'directory' },
+  { name: 'data/old-1', content: 'old' },
+  { name: 'data/old-dir/', type: 'directory' },
+  { name: 'data/old-dir/deep', content: 'deep' },
+  { name: 'data/keep-by-layer', content: 'lower version' },
+  { name: 'data/nested/', type: 'directory' },
+  { name: 'data/nested/old-n', content: 'old' },
+  { name: 'gone', content: 'x' },
+  { name: 'attrs/', type: 'directory', mode: 0o750, uid: 7, gid: 8 },
+];

@@ -1,15 +1,14 @@
 /** Apply: read a layer blob, decode it to a tar, extract it onto the mounts. */
 import { DataLossError, InvalidArgumentError, type protobuf } from '@boxd/api';
 import type { DiffConfig } from '../config.js';
-import { readBlob } from '../content/read-blob.js';
-import type { CallScope, ContentStore } from '../content/store.js';
+import { openBlob } from '../content/open-blob.js';
+import type { BlobFile, CallScope, ContentStore } from '../content/store.js';
 import { Digester, parseDigest } from '../digests.js';
 import { MEDIA_TYPE_TAR } from '../media-types.js';
 import { checkDirectory, isBind, overlayDirs, tempMount, type Mount } from '../mounts.js';
 import { tap } from '../streams.js';
 import { applyTar, type ApplyTarOptions } from './apply-tar.js';
 import { decodeLayer } from './decode-layer.js';
-import { tarEntries } from './tar-entries.js';
 
 export interface LayerDescriptor {
   mediaType: string;
@@ -22,6 +21,8 @@ export interface ApplyJob {
   diff: LayerDescriptor;
   mounts: Mount[];
   payloads: Record<string, protobuf.Any>;
+  /** The blob's file, when the content store named one. */
+  blobFile?: BlobFile;
 }
 
 export interface AppliedLayer {
@@ -63,7 +64,7 @@ async function targetFor(mounts: Mount[], tmpDir: string): Promise<Target> {
   return { options: { root: mounted.root, mode: 'plain' }, release: mounted.release };
 }
 
-function requireDescriptor(diff: LayerDescriptor | undefined): LayerDescriptor {
+export function requireDescriptor(diff: LayerDescriptor | undefined): LayerDescriptor {
   if (!diff?.digest) throw new InvalidArgumentError('apply: the request has no layer descriptor (diff.digest)');
   parseDigest(diff.digest);
   return diff;
@@ -73,23 +74,16 @@ export async function applyLayer(job: ApplyJob, ctx: ApplyContext): Promise<Appl
   const diff = requireDescriptor(job.diff);
   const target = await targetFor(job.mounts, ctx.config.tmpDir);
   try {
-    const client = await ctx.content.client();
     // The content store verified the blob's digest when it was committed; counting its bytes is enough here.
     let blobSize = 0n;
     const uncompressed = new Digester('sha256');
-    const compressed = tap(readBlob(client, diff.digest, ctx.scope), (chunk) => (blobSize += BigInt(chunk.length)));
+    const compressed = tap(await openBlob(ctx.content, diff.digest, ctx.scope, job.blobFile), (chunk) => (blobSize += BigInt(chunk.length)));
     const tar = await decodeLayer(compressed, diff.mediaType, {
       processors: ctx.config.streamProcessors,
       payloads: job.payloads,
       zstdPath: ctx.config.zstdPath,
     });
-    // The parser reads the tar to its very end, so the digest covers every byte.
-    await applyTar(tarEntries(tap(tar, uncompressed.update)), {
-      ...target.options,
-      allowDevices: ctx.config.allowDevices,
-      signal: ctx.scope.signal,
-      warn: ctx.warn,
-    });
+    await applyTar(tar, { ...target.options, allowDevices: ctx.config.allowDevices, signal: ctx.scope.signal, warn: ctx.warn }, uncompressed.update);
     checkBlobSize(diff, blobSize);
     return { mediaType: MEDIA_TYPE_TAR, digest: uncompressed.digest(), size: uncompressed.size.toString() };
   } finally {

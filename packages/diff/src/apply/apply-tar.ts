@@ -31,7 +31,8 @@ import { threadId } from 'node:worker_threads';
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from '@boxd/api';
 import { cleanEntryName, resolveDir } from './root-path.js';
 import { isPrivateXattr, makeNode, readXattrs, setXattr, xattrErrno } from './special-files.js';
-import type { TarEntry } from './tar-entries.js';
+import type { ByteStream } from '../streams.js';
+import { TarReader, type TarEntry, type TarSink } from './tar-reader.js';
 
 export interface ApplyTarOptions {
   root: string;
@@ -70,16 +71,24 @@ function lstatIfExists(path: string): Stats | undefined {
   }
 }
 
-function drain(entry: TarEntry): Promise<void> {
-  return entry.read(() => undefined);
-}
-
 interface PendingDirTimes {
   atime: number;
   mtime: number;
 }
 
-export class TarApplier {
+/** A file being written: its data arrives in pieces between `entry` and `entryEnd`. */
+interface OpenFile {
+  fd: number;
+  path: string;
+  parent: string;
+  entry: TarEntry;
+}
+
+/**
+ * Applies the entries a TarReader hands it. Call `finish` after the last
+ * one, or `abort` when the apply fails part-way.
+ */
+export class TarApplier implements TarSink {
   /** Paths (relative to root) this layer wrote: an opaque marker keeps them. */
   private readonly unpacked = new Set<string>();
   private readonly dirTimes = new Map<string, PendingDirTimes>();
@@ -89,23 +98,57 @@ export class TarApplier {
   private readonly resolvedDirs = new Map<string, string>();
   /** Whiteout devices to hard-link, per owner. */
   private readonly whiteouts = new Map<string, string>();
+  private file: OpenFile | undefined;
+  /**
+   * What made this apply depend on the target: parent directories the layer
+   * did not list (their attributes come from the lower dirs), and overlay
+   * whiteouts and opaque markers (a plain directory deletes instead).
+   */
+  readonly stats = { impliedDirs: 0, overlayMarkers: 0 };
 
   constructor(private readonly options: ApplyTarOptions) {}
 
-  async apply(entries: AsyncIterable<TarEntry>): Promise<void> {
+  entry(entry: TarEntry): void {
+    this.options.signal?.throwIfAborted();
+    this.applyEntry(entry);
+  }
+
+  data(chunk: Buffer): void {
+    const fd = this.file?.fd;
+    if (fd === undefined) return; // data of an entry that writes no file (a whiteout, the root)
+    for (let at = 0; at < chunk.length; ) at += writeSync(fd, chunk, at, chunk.length - at);
+  }
+
+  entryEnd(): void {
+    const file = this.file;
+    if (!file) return;
+    this.file = undefined;
     try {
-      for await (const entry of entries) {
-        this.options.signal?.throwIfAborted();
-        await this.applyEntry(entry);
-      }
+      this.finishFile(file);
     } finally {
-      for (const template of this.whiteouts.values()) rmSync(template, { force: true });
+      closeSync(file.fd);
     }
-    // Directory mtimes last: creating their contents changed them.
+  }
+
+  /** After the last entry: directory times (creating their contents changed them). */
+  finish(): void {
+    this.releaseTemplates();
     for (const [relative, times] of this.dirTimes) {
       const path = this.stillRealDir(relative);
       if (path) lutimesSync(path, times.atime, times.mtime);
     }
+  }
+
+  /** The apply failed: let go of what is open. */
+  abort(): void {
+    if (this.file) closeSync(this.file.fd);
+    this.file = undefined;
+    this.releaseTemplates();
+  }
+
+  private releaseTemplates(): void {
+    for (const template of this.whiteouts.values()) rmSync(template, { force: true });
+    this.whiteouts.clear();
   }
 
   /** The path of `relative` if it is still a directory reached without symlinks (later entries may have replaced a parent). */
@@ -118,18 +161,15 @@ export class TarApplier {
     }
   }
 
-  private async applyEntry(entry: TarEntry): Promise<void> {
+  private applyEntry(entry: TarEntry): void {
     const components = cleanEntryName(entry.name);
-    if (components.length === 0) return drain(entry); // the root itself keeps its own attributes
+    if (components.length === 0) return; // the root itself keeps its own attributes
     const base = components[components.length - 1]!;
     const parent = this.ensureParent(components.slice(0, -1), entry.name);
     const path = join(this.options.root, parent, base);
     const relative = parent ? `${parent}/${base}` : base;
 
-    if (base.startsWith(WHITEOUT_PREFIX)) {
-      await drain(entry);
-      return this.applyWhiteout(entry, parent, base);
-    }
+    if (base.startsWith(WHITEOUT_PREFIX)) return this.applyWhiteout(entry, parent, base);
 
     // In a directory this apply made, only this layer's own entries can exist.
     const mayExist = !this.createdDirs.has(parent) || this.unpacked.has(relative);
@@ -138,24 +178,21 @@ export class TarApplier {
 
     switch (entry.type) {
       case 'file':
-        await this.writeFile(path, parent, entry);
+        this.file = { fd: openSync(path, WRITE_FLAGS, entry.mode & 0o777), path, parent, entry };
         break;
       case 'directory':
         if (!existing?.isDirectory()) {
           mkdirSync(path, { mode: 0o700 });
           this.createdDirs.set(relative, (entry.mode & 0o2000) !== 0);
         }
-        await drain(entry);
         this.finishAttributes(path, entry);
         this.dirTimes.set(relative, { atime: Math.max(entry.atime ?? 0, entry.mtime), mtime: entry.mtime });
         break;
       case 'symlink':
         symlinkSync(entry.linkname, path);
-        await drain(entry);
         this.finishAttributes(path, entry);
         break;
       case 'link':
-        await drain(entry);
         linkSync(this.hardlinkTarget(entry), path);
         break;
       case 'character-device':
@@ -163,12 +200,10 @@ export class TarApplier {
         if (!this.options.allowDevices || !isRoot) {
           throw new FailedPreconditionError(`device node "${entry.name}" is not allowed (diff config allow_devices = false or not running as root)`);
         }
-        await drain(entry);
         makeNode(path, entry.type === 'block-device' ? 'b' : 'c', 0o600, entry.devmajor, entry.devminor);
         this.finishAttributes(path, entry);
         break;
       case 'fifo':
-        await drain(entry);
         makeNode(path, 'p', 0o600);
         this.finishAttributes(path, entry);
         break;
@@ -209,6 +244,7 @@ export class TarApplier {
       made.push(part);
       const path = join(this.options.root, ...made);
       mkdirSync(path, { mode: 0o755 });
+      this.stats.impliedDirs++;
       const setgid = this.options.mode === 'overlay' ? this.copyParentAttributes(path, made) : false;
       this.createdDirs.set(made.join('/'), setgid);
     }
@@ -234,8 +270,12 @@ export class TarApplier {
   private applyWhiteout(entry: TarEntry, parent: string, base: string): void {
     const dir = join(this.options.root, parent);
     if (base === OPAQUE_MARKER) {
-      if (this.options.mode === 'overlay') setXattr(dir, OVERLAY_OPAQUE_XATTR, 'y');
-      else this.removeLowerEntries(dir, parent);
+      if (this.options.mode === 'overlay') {
+        setXattr(dir, OVERLAY_OPAQUE_XATTR, 'y');
+        this.stats.overlayMarkers++;
+      } else {
+        this.removeLowerEntries(dir, parent);
+      }
       return;
     }
     // Other `.wh..wh.` names are reserved for metadata of other tools.
@@ -244,7 +284,10 @@ export class TarApplier {
     if (name === '' || name === '.' || name === '..') throw new InvalidArgumentError(`invalid whiteout name: "${entry.name}"`);
     const target = join(dir, name);
     this.remove(target, undefined);
-    if (this.options.mode === 'overlay') this.makeWhiteout(target, entry.uid, entry.gid);
+    if (this.options.mode === 'overlay') {
+      this.makeWhiteout(target, entry.uid, entry.gid);
+      this.stats.overlayMarkers++;
+    }
   }
 
   private makeWhiteout(target: string, uid: number, gid: number): void {
@@ -296,22 +339,15 @@ export class TarApplier {
     return target;
   }
 
-  private async writeFile(path: string, parent: string, entry: TarEntry): Promise<void> {
+  /** Owner, xattrs, mode and times of a file whose data is written. */
+  private finishFile({ fd, path, parent, entry }: OpenFile): void {
     const mode = entry.mode & 0o7777;
-    const fd = openSync(path, WRITE_FLAGS, mode & 0o777);
-    try {
-      await entry.read((chunk) => {
-        for (let at = 0; at < chunk.length; ) at += writeSync(fd, chunk, at, chunk.length - at);
-      });
-      // Most files are root's, in directories this apply made: they already have the right owner and mode.
-      const ownerRight = entry.uid === 0 && entry.gid === 0 && this.createdDirs.get(parent) === false;
-      if (isRoot && !ownerRight) fchownSync(fd, entry.uid, entry.gid);
-      this.setXattrs(path, entry);
-      if ((mode & ~0o777) !== 0 || (mode & UMASK) !== 0 || !ownerRight) fchmodSync(fd, mode);
-      futimesSync(fd, Math.max(entry.atime ?? 0, entry.mtime), entry.mtime);
-    } finally {
-      closeSync(fd);
-    }
+    // Most files are root's, in directories this apply made: they already have the right owner and mode.
+    const ownerRight = entry.uid === 0 && entry.gid === 0 && this.createdDirs.get(parent) === false;
+    if (isRoot && !ownerRight) fchownSync(fd, entry.uid, entry.gid);
+    this.setXattrs(path, entry);
+    if ((mode & ~0o777) !== 0 || (mode & UMASK) !== 0 || !ownerRight) fchmodSync(fd, mode);
+    futimesSync(fd, Math.max(entry.atime ?? 0, entry.mtime), entry.mtime);
   }
 
   /** Owner, xattrs, mode and times of a non-regular entry (in that order: chown clears setuid). */
@@ -359,6 +395,24 @@ function realDirIn(lower: string, components: string[]): Stats | 'absent' | 'rep
   return stat ?? 'absent';
 }
 
-export async function applyTar(entries: AsyncIterable<TarEntry>, options: ApplyTarOptions): Promise<void> {
-  await new TarApplier(options).apply(entries);
+/**
+ * Applies a tar stream onto `options.root`. `observe` sees every byte of the
+ * stream, to its very end (also past the end-of-archive blocks), so a digest
+ * taken there covers the whole layer.
+ */
+export async function applyTar(tar: ByteStream, options: ApplyTarOptions, observe: (chunk: Buffer) => void = () => undefined): Promise<TarApplier['stats']> {
+  const applier = new TarApplier(options);
+  const reader = new TarReader(applier);
+  try {
+    for await (const chunk of tar) {
+      observe(chunk);
+      reader.push(chunk);
+    }
+    reader.end();
+  } catch (err) {
+    applier.abort();
+    throw err;
+  }
+  applier.finish();
+  return applier.stats;
 }

@@ -21,7 +21,8 @@ function corrupt(what: string) {
   return (err: Error | string) => new InvalidArgumentError(`${what}: ${typeof err === 'string' ? err : err.message}`);
 }
 
-function decompress(source: ByteStream, compression: 'none' | 'gzip' | 'zstd', options: DecodeOptions): ByteStream {
+/** Built-in decompression (no stream processors). */
+export function decompress(source: ByteStream, compression: 'none' | 'gzip' | 'zstd', options: Pick<DecodeOptions, 'zstdPath'>): ByteStream {
   switch (compression) {
     case 'none':
       return source;

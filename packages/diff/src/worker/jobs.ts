@@ -4,14 +4,21 @@ import { applyLayer, type AppliedLayer, type ApplyJob } from '../apply/apply-lay
 import type { DiffConfig } from '../config.js';
 import type { ContentStore } from '../content/store.js';
 import { createDiff, type CreatedLayer, type DiffJob } from '../diff/create-diff.js';
+import { stageLayer, type StagedLayer, type StageJob } from '../staging/stage-layer.js';
 
 export interface JobScope {
   namespace?: string;
   lease?: string;
 }
 
-export type Job = { kind: 'apply'; job: ApplyJob; scope: JobScope } | { kind: 'diff'; job: DiffJob; scope: JobScope };
-export type JobResult = AppliedLayer | CreatedLayer;
+interface JobKinds {
+  apply: { job: ApplyJob; result: AppliedLayer };
+  diff: { job: DiffJob; result: CreatedLayer };
+  stage: { job: StageJob; result: StagedLayer };
+}
+
+export type Job = { [K in keyof JobKinds]: { kind: K; job: JobKinds[K]['job']; scope: JobScope } }[keyof JobKinds];
+export type JobResult<J extends Job = Job> = JobKinds[J['kind']]['result'];
 
 /** An error as it crosses a thread boundary: its status code and message. */
 export interface JobError {
@@ -27,8 +34,14 @@ export interface JobEnvironment {
 
 export function runJob(job: Job, env: JobEnvironment, signal: AbortSignal): Promise<JobResult> {
   const scope = { ...job.scope, signal };
-  if (job.kind === 'apply') return applyLayer(job.job, { config: env.config, content: env.content, scope, warn: env.warn });
-  return createDiff(job.job, { config: env.config, content: env.content, scope });
+  switch (job.kind) {
+    case 'apply':
+      return applyLayer(job.job, { config: env.config, content: env.content, scope, warn: env.warn });
+    case 'diff':
+      return createDiff(job.job, { config: env.config, content: env.content, scope });
+    case 'stage':
+      return stageLayer(job.job, { config: env.config, content: env.content, scope, warn: env.warn });
+  }
 }
 
 export function toJobError(err: unknown): JobError {

@@ -11,7 +11,7 @@ import { fromJobError, runJob, type Job, type JobResult } from './jobs.js';
 import type { FromWorker, ToWorker, WorkerData } from './worker-main.js';
 
 export interface JobRunner {
-  run(job: Job, signal: AbortSignal): Promise<JobResult>;
+  run<J extends Job>(job: J, signal: AbortSignal): Promise<JobResult<J>>;
   close(): Promise<void>;
 }
 
@@ -19,7 +19,7 @@ export function inlineRunner(config: DiffConfig, logger: Logger): JobRunner {
   const content: ContentStore = connectContentStore(config.contentAddress, config.contentTransport);
   const warn = (details: Record<string, unknown>, message: string) => logger.warn(details, message);
   return {
-    run: (job, signal) => runJob(job, { config, content, warn }, signal),
+    run: <J extends Job>(job: J, signal: AbortSignal) => runJob(job, { config, content, warn }, signal) as Promise<JobResult<J>>,
     close: async () => content.close(),
   };
 }
@@ -98,12 +98,12 @@ export function workerPoolRunner(config: DiffConfig, size: number, logger: Logge
   };
 
   return {
-    run(job, signal) {
+    run<J extends Job>(job: J, signal: AbortSignal): Promise<JobResult<J>> {
       if (closing) return Promise.reject(new UnavailableError('diff service is stopping'));
       const worker = pick();
       clearTimeout(idleTimers.get(worker));
       const id = nextId++;
-      return new Promise<JobResult>((resolve, reject) => {
+      return new Promise<JobResult<J>>((resolve, reject) => {
         const cancel = () => worker.worker.postMessage({ type: 'cancel', id } satisfies ToWorker);
         signal.addEventListener('abort', cancel, { once: true });
         const settle = () => {
@@ -111,7 +111,7 @@ export function workerPoolRunner(config: DiffConfig, size: number, logger: Logge
           retireWhenIdle(worker);
         };
         worker.pending.set(id, {
-          resolve: (r) => (settle(), resolve(r)),
+          resolve: (r) => (settle(), resolve(r as JobResult<J>)),
           reject: (e) => (settle(), reject(e)),
         });
         worker.worker.postMessage({ type: 'run', id, job } satisfies ToWorker);
