@@ -79,11 +79,10 @@ function publishingBus(host: PluginHost): () => Bus {
   };
 }
 
-function publicServices(config: CoreConfig, host: PluginHost, publisher: EventPublisher, healthState: HealthState, manager: TaskManager, logger: Logger): Registered[] {
+function publicServices(config: CoreConfig, host: PluginHost, bus: () => Bus, publisher: EventPublisher, healthState: HealthState, manager: TaskManager, logger: Logger): Registered[] {
   const meta = <S extends ServiceDefinition>(def: S) => host.kindClient('metadata', def);
   const store = () => host.kindClient('content', content.ContentService);
   const contentIndex = () => meta(boxdMetadata.ContentIndexService);
-  const bus = publishingBus(host);
   const unpackAhead = new UnpackAhead(() => host.kindClient('diff', boxdDiff.StagingService), store, logger);
   const contentApi = contentService(store, contentIndex, publisher, (digest, size, namespace) => void unpackAhead.committed(digest, size, namespace));
   const services: Registered[] = [
@@ -142,7 +141,7 @@ export async function startDaemon(config: CoreConfig, logger: Logger): Promise<D
     publisher,
     logger,
   );
-  const services = publicServices(config, host, publisher, healthState, manager, logger);
+  const services = publicServices(config, host, bus, publisher, healthState, manager, logger);
   const statuses = () => [...host.statuses(), ...grpcStatuses(services)];
   services.push(entry('introspection', introspection.IntrospectionService, introspectionService(statuses, join(config.root, 'uuid'))));
 

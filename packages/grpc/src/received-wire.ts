@@ -1,5 +1,5 @@
 /**
- * The bytes a served request was decoded from, kept beside the decoded
+ * The bytes a served streamed request was decoded from, kept beside the decoded
  * message so a relay can forward them as they are (no re-encode, no copy of
  * a large payload). Non-enumerable: a copy of the message, which may differ,
  * does not carry them.
@@ -13,7 +13,7 @@ export function keepReceivedWire<T>(message: T, bytes: Buffer): T {
   return message;
 }
 
-/** The wire bytes of a request as received, if it came in over gRPC unchanged. */
+/** The wire bytes of a streamed request as received, if it came in over gRPC unchanged. */
 export function receivedWire(message: unknown): Buffer | undefined {
   if (typeof message !== 'object' || message === null) return undefined;
   return (message as Record<symbol, Buffer | undefined>)[WIRE];

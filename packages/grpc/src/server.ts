@@ -125,7 +125,9 @@ export function grpcServiceDefinition(def: ServiceDefinition): grpc.ServiceDefin
       requestStream: m.requestStream,
       responseStream: m.responseStream,
       requestSerialize: (msg: unknown) => Buffer.from(m.requestType.encode(msg as never)),
-      requestDeserialize: (buf: Buffer) => keepReceivedWire(m.requestType.decode(buf), buf),
+      // Streamed requests carry the payloads worth relaying as received; a unary call on
+      // the hot path does not pay for attaching its bytes.
+      requestDeserialize: m.requestStream ? (buf: Buffer) => keepReceivedWire(m.requestType.decode(buf), buf) : (buf: Buffer) => m.requestType.decode(buf),
       responseSerialize: (msg: unknown) => Buffer.from(encodeResponse(m.responseType, msg as never)),
       responseDeserialize: (buf: Buffer) => m.responseType.decode(buf),
       originalName: name,

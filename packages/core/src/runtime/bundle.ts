@@ -70,22 +70,24 @@ export async function removeBundle(paths: BundlePaths): Promise<void> {
   await rm(paths.work, { recursive: true, force: true });
 }
 
+/** Every entry under <state>/<task dir>/<namespace>/. */
+async function bundleEntries(state: string): Promise<Array<{ ns: string; name: string; path: string }>> {
+  const base = join(state, TASK_DIR);
+  const out: Array<{ ns: string; name: string; path: string }> = [];
+  for (const ns of await readdir(base).catch(() => [] as string[])) {
+    for (const name of await readdir(join(base, ns)).catch(() => [] as string[])) out.push({ ns, name, path: join(base, ns, name) });
+  }
+  return out;
+}
+
 /** Removes what a removal cut short left behind (bundles renamed to `.<id>` first). */
 export async function removeHiddenLeftovers(state: string): Promise<void> {
-  const base = join(state, TASK_DIR);
-  for (const ns of await readdir(base).catch(() => [] as string[])) {
-    for (const name of await readdir(join(base, ns)).catch(() => [] as string[])) {
-      if (name.startsWith('.')) await rm(join(base, ns, name), { recursive: true, force: true }).catch(() => undefined);
-    }
+  for (const { name, path } of await bundleEntries(state)) {
+    if (name.startsWith('.')) await rm(path, { recursive: true, force: true }).catch(() => undefined);
   }
 }
 
 /** Every bundle left in the state dir: [namespace, id] pairs. */
 export async function listBundles(state: string): Promise<Array<{ ns: string; id: string }>> {
-  const base = join(state, TASK_DIR);
-  const out: Array<{ ns: string; id: string }> = [];
-  for (const ns of await readdir(base).catch(() => [] as string[])) {
-    for (const id of await readdir(join(base, ns)).catch(() => [] as string[])) if (!id.startsWith('.')) out.push({ ns, id });
-  }
-  return out;
+  return (await bundleEntries(state)).filter((e) => !e.name.startsWith('.')).map((e) => ({ ns: e.ns, id: e.name }));
 }
