@@ -1,14 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
-import { NAMESPACE_HEADER_GRPC, type CallOptions, type Metadata } from '@boxd/api';
-
-export function fromGrpcMetadata(md: grpc.Metadata): Metadata {
-  const out: Metadata = {};
-  for (const [key, values] of Object.entries(md.toJSON())) {
-    if (key.endsWith('-bin')) continue;
-    out[key] = values.map((v) => (typeof v === 'string' ? v : v.toString('utf8')));
-  }
-  return out;
-}
+import { NAMESPACE_HEADER_GRPC, type CallOptions } from '@boxd/api';
 
 export function toGrpcMetadata(options: CallOptions | undefined): grpc.Metadata {
   const md = new grpc.Metadata();

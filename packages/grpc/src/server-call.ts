@@ -1,0 +1,215 @@
+/**
+ * One gRPC call on one HTTP/2 stream: read the request messages, run the
+ * handler, write the answers and the status. Everything a call needs and
+ * nothing else, since every API call a client makes pays for this path.
+ */
+import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
+import { once } from 'node:events';
+import {
+  CancelledError,
+  DeadlineExceededError,
+  InternalError,
+  encodeResponse,
+  errorCode,
+  methodShape,
+  toWireMessage,
+  type AnyMethod,
+  type CallContext,
+} from '@boxd/api';
+import { frameMessage, MessageReader } from './framing.js';
+import { encodeStatusMessage, metadataFromHeaders, timeoutMs } from './wire-headers.js';
+import { keepReceivedWire } from './received-wire.js';
+
+export type Handler = (...args: unknown[]) => unknown;
+
+export interface Route {
+  method: AnyMethod;
+  handler: Handler;
+}
+
+// Every stream's end aborts its call's signal; a DOMException (stack trace and all)
+// per call would be built for nothing: one shared reason.
+const CALL_CANCELLED = new CancelledError('grpc: call cancelled');
+const CONTENT_TYPE = 'application/grpc+proto';
+/** Queued request messages past which a streaming call stops reading (HTTP/2 flow control then holds the client). */
+const QUEUE_HIGH_BYTES = 4 << 20;
+
+export function serveCall(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, route: Route, maxMessageSize: number): void {
+  new ServerCall(stream, headers, route.method, maxMessageSize).run(route.handler);
+}
+
+/** Answers a call the server cannot route, with a status and nothing else. */
+export function refuseCall(stream: ServerHttp2Stream, code: number, message: string): void {
+  stream.on('error', () => undefined);
+  stream.respond({ ':status': 200, 'content-type': CONTENT_TYPE, 'grpc-status': String(code), 'grpc-message': encodeStatusMessage(message) }, { endStream: true });
+}
+
+class ServerCall {
+  private readonly controller = new AbortController();
+  private readonly ctx: CallContext;
+  private readonly reader: MessageReader;
+  private timer?: NodeJS.Timeout;
+  private headersSent = false;
+  private finished = false;
+  private trailers: Record<string, string> = {};
+
+  constructor(
+    private readonly stream: ServerHttp2Stream,
+    headers: IncomingHttpHeaders,
+    private readonly method: AnyMethod,
+    maxMessageSize: number,
+  ) {
+    this.reader = new MessageReader(maxMessageSize);
+    const timeout = timeoutMs(headers['grpc-timeout']);
+    this.ctx = {
+      metadata: metadataFromHeaders(headers),
+      signal: this.controller.signal,
+      deadline: timeout === undefined ? undefined : Date.now() + timeout,
+      transport: 'grpc',
+    };
+    if (timeout !== undefined) this.timer = setTimeout(() => this.expire(), timeout);
+    // Stream errors (a reset, a lost connection) end in 'close' too.
+    stream.on('error', () => undefined);
+    stream.once('close', () => {
+      clearTimeout(this.timer);
+      this.finished = true;
+      this.controller.abort(CALL_CANCELLED);
+    });
+  }
+
+  run(handler: Handler): void {
+    const shape = methodShape(this.method);
+    const work =
+      shape === 'unary' || shape === 'server-stream'
+        ? this.single().then((request) => handler(request, this.ctx))
+        : Promise.resolve().then(() => handler(this.requests(), this.ctx));
+    const answered =
+      shape === 'unary' || shape === 'client-stream'
+        ? work.then((response) => this.send(response ?? {}))
+        : work.then((responses) => this.sendAll(responses as AsyncIterable<unknown>));
+    answered.then(
+      () => this.finish(0, ''),
+      (err: unknown) => this.finish(errorCode(err), toWireMessage(err)),
+    );
+  }
+
+  /** The one request message of a call that does not stream requests. */
+  private single(): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      const messages: Buffer[] = [];
+      this.stream.on('data', (chunk: Buffer) => {
+        try {
+          messages.push(...this.reader.push(chunk));
+        } catch (err) {
+          reject(err);
+        }
+      });
+      this.stream.once('end', () => {
+        if (this.reader.partial) return reject(new InternalError('grpc: request ended inside a message'));
+        if (messages.length !== 1) return reject(new InternalError(`grpc: expected one request message, got ${messages.length}`));
+        resolve(this.decode(messages[0]!, false));
+      });
+      this.controller.signal.addEventListener('abort', () => reject(this.controller.signal.reason), { once: true });
+    });
+  }
+
+  /** Request messages as they arrive; reading pauses while too many wait. */
+  private requests(): AsyncIterable<unknown> {
+    const queue: Buffer[] = [];
+    let queued = 0;
+    let ended = false;
+    let failure: unknown;
+    let wake: (() => void) | undefined;
+    const poke = () => wake?.();
+    this.stream.on('data', (chunk: Buffer) => {
+      if (this.finished) return;
+      try {
+        for (const m of this.reader.push(chunk)) {
+          queue.push(m);
+          queued += m.length;
+        }
+      } catch (err) {
+        failure ??= err;
+      }
+      if (queued > QUEUE_HIGH_BYTES) this.stream.pause();
+      poke();
+    });
+    this.stream.once('end', () => {
+      ended = true;
+      if (this.reader.partial) failure ??= new InternalError('grpc: request stream ended inside a message');
+      poke();
+    });
+    this.controller.signal.addEventListener('abort', poke, { once: true });
+    const next = async (): Promise<IteratorResult<unknown>> => {
+      for (;;) {
+        const message = queue.shift();
+        if (message) {
+          queued -= message.length;
+          if (queued <= QUEUE_HIGH_BYTES / 2) this.stream.resume();
+          return { value: this.decode(message, true), done: false };
+        }
+        if (failure !== undefined) throw failure;
+        if (ended) return { value: undefined, done: true };
+        if (this.controller.signal.aborted) throw this.controller.signal.reason;
+        await new Promise<void>((resolve) => (wake = resolve));
+        wake = undefined;
+      }
+    };
+    return { [Symbol.asyncIterator]: () => ({ next }) };
+  }
+
+  private decode(bytes: Buffer, streamed: boolean): unknown {
+    let message: unknown;
+    try {
+      message = this.method.requestType.decode(bytes);
+    } catch (err) {
+      throw new InternalError(`grpc: error unmarshalling request: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    // Streamed requests carry the payloads worth relaying as received.
+    return streamed ? keepReceivedWire(message, bytes) : message;
+  }
+
+  /** Writes one answer; false when the stream wants a drain first. */
+  private send(response: unknown): boolean {
+    if (this.finished) return true;
+    this.sendHeaders();
+    return this.stream.write(frameMessage(encodeResponse(this.method.responseType, response as never)));
+  }
+
+  private async sendAll(responses: AsyncIterable<unknown>): Promise<void> {
+    const signal = this.controller.signal;
+    for await (const response of responses) {
+      if (this.finished) return;
+      if (!this.send(response)) await Promise.race([once(this.stream, 'drain'), once(signal as unknown as NodeJS.EventEmitter, 'abort')]).catch(() => undefined);
+    }
+  }
+
+  private sendHeaders(): void {
+    if (this.headersSent) return;
+    this.headersSent = true;
+    this.stream.respond({ ':status': 200, 'content-type': CONTENT_TYPE }, { waitForTrailers: true });
+    this.stream.once('wantTrailers', () => this.stream.sendTrailers(this.trailers));
+  }
+
+  private finish(code: number, message: string): void {
+    if (this.finished || this.stream.destroyed) return;
+    this.finished = true;
+    clearTimeout(this.timer);
+    const status: Record<string, string> = { 'grpc-status': String(code) };
+    if (message) status['grpc-message'] = encodeStatusMessage(message);
+    if (this.headersSent) {
+      this.trailers = status;
+      this.stream.end();
+    } else {
+      this.stream.respond({ ':status': 200, 'content-type': CONTENT_TYPE, ...status }, { endStream: true });
+    }
+    // Whatever the client still sends is read and dropped, so its flow control never stalls.
+    this.stream.resume();
+  }
+
+  private expire(): void {
+    const err = new DeadlineExceededError('context deadline exceeded');
+    this.finish(errorCode(err), toWireMessage(err));
+    this.controller.abort(err);
+  }
+}
