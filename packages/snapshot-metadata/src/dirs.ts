@@ -59,7 +59,8 @@ export class SnapshotDirs {
   /** Stops protecting a build directory and removes it if it was not placed. */
   async finish(building: string): Promise<void> {
     this.building.delete(building);
-    await rm(building, { recursive: true, force: true });
+    // Placed (the usual case): it is gone under this name already.
+    if (existsSync(building)) await rm(building, { recursive: true, force: true });
   }
 
   async remove(dir: string): Promise<void> {
