@@ -27,8 +27,7 @@ export interface Route {
   handler: Handler;
 }
 
-// Every stream's end aborts its call's signal; a DOMException (stack trace and all)
-// per call would be built for nothing: one shared reason.
+// abort() without a reason builds a DOMException, stack trace and all: one shared reason.
 const CALL_CANCELLED = new CancelledError('grpc: call cancelled');
 const CONTENT_TYPE = 'application/grpc+proto';
 /** Queued request messages past which a streaming call stops reading (HTTP/2 flow control then holds the client). */
@@ -70,8 +69,11 @@ class ServerCall {
     if (timeout !== undefined) this.timer = setTimeout(() => this.expire(), timeout);
     // Stream errors (a reset, a lost connection) end in 'close' too.
     stream.on('error', () => undefined);
+    // Only a call that had not finished is cancelled: dispatching an abort event at the
+    // end of every call costs more than a small call's handler.
     stream.once('close', () => {
       clearTimeout(this.timer);
+      if (this.finished) return;
       this.finished = true;
       this.controller.abort(CALL_CANCELLED);
     });
@@ -109,7 +111,7 @@ class ServerCall {
         if (messages.length !== 1) return reject(new InternalError(`grpc: expected one request message, got ${messages.length}`));
         resolve(this.decode(messages[0]!, false));
       });
-      this.controller.signal.addEventListener('abort', () => reject(this.controller.signal.reason), { once: true });
+      this.stream.once('close', () => reject(CALL_CANCELLED));
     });
   }
 
