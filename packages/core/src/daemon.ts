@@ -83,7 +83,9 @@ function publicServices(config: CoreConfig, host: PluginHost, bus: () => Bus, pu
   const meta = <S extends ServiceDefinition>(def: S) => host.kindClient('metadata', def);
   const store = () => host.kindClient('content', content.ContentService);
   const contentIndex = () => meta(boxdMetadata.ContentIndexService);
-  const unpackAhead = new UnpackAhead(() => host.kindClient('diff', boxdDiff.StagingService), store, logger);
+  // The snapshotter clients use unless told otherwise (ctr's and containerd's default).
+  const warmSnapshotter = () => host.warm('overlayfs');
+  const unpackAhead = new UnpackAhead(() => host.kindClient('diff', boxdDiff.StagingService), store, logger, warmSnapshotter);
   const contentApi = contentService(store, contentIndex, publisher, (digest, size, namespace) => void unpackAhead.committed(digest, size, namespace));
   const services: Registered[] = [
     entry('version', version.VersionService, versionService()),

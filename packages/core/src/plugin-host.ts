@@ -243,6 +243,17 @@ export class PluginHost {
     return demand ? demand.inUse : true;
   }
 
+  /**
+   * Starts a demand plugin ahead of a call that is about to come, so the call does not
+   * wait for it. Nothing waits here; unused, it stops again after its idle time.
+   */
+  warm(id: string): void {
+    this.hosted.get(id)?.demand?.acquire().then(
+      (release) => release(),
+      () => undefined,
+    );
+  }
+
   snapshotterIds(): string[] {
     return [...this.hosted.values()].filter((h) => h.config.type === 'snapshot').map((h) => h.config.id);
   }

@@ -89,18 +89,21 @@ describe('UnpackAhead', () => {
     expect(await readFile(join(target, 'hello.txt'), 'utf8')).toBe('unpacked ahead\n');
   });
 
-  it('offers the diff plugin only blobs that look like layers', async () => {
+  it('offers the diff plugin only blobs that look like layers, and says when a layer arrives', async () => {
     const staging = await client(boxdDiff.StagingService, differ.address!);
     let asked = 0;
-    const unpackAhead = new UnpackAhead(() => (asked++, staging), () => contentClient, logger);
+    let layers = 0;
+    const unpackAhead = new UnpackAhead(() => (asked++, staging), () => contentClient, logger, () => layers++);
     const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } }));
     await unpackAhead.committed(await commit(config), config.length, 'default');
     const text = Buffer.alloc(4096, 'not a layer ');
     await unpackAhead.committed(await commit(text), text.length, 'default');
     expect(asked).toBe(0);
+    expect(layers).toBe(0);
     const gz = gzipSync(layerTar('a.txt', Buffer.from('a')));
     await unpackAhead.committed(await commit(gz), gz.length, 'default');
     expect(asked).toBe(1);
+    expect(layers).toBe(1);
     expect(looksLikeLayer(layerTar('b.txt', Buffer.from('b')))).toBe(true);
   });
 

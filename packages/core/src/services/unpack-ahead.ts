@@ -40,6 +40,8 @@ export class UnpackAhead {
     /** The content store the blobs are committed to. */
     private readonly store: () => Store,
     private readonly logger: Logger,
+    /** A layer came in: an unpack, and so the snapshotter, is likely to follow. */
+    private readonly layerArrived: () => void = () => undefined,
   ) {}
 
   /**
@@ -51,6 +53,7 @@ export class UnpackAhead {
     if (!this.served || !digest) return;
     try {
       if (!looksLikeLayer(await this.head(digest))) return;
+      this.layerArrived();
       this.logger.debug({ digest }, 'unpack ahead: staging');
       // No signal of the write's call: the write is over long before staging is.
       const res = await this.staging().Stage({ digest, size: size ?? 0 }, { namespace });
