@@ -6,17 +6,21 @@
  * until the call ends.
  */
 import {
+  boxdMetadata,
+  InternalError,
   methodShape,
   UnavailableError,
   type AnyMethod,
   type BidiStreamCall,
   type CallOptions,
+  type MessageCodec,
   type ServiceClient,
   type ServiceDefinition,
 } from '@boxd/api';
 import { TtrpcClient } from '@boxd/ttrpc';
 import { createGrpcChannel, createGrpcClient } from '@boxd/grpc';
 import type * as grpc from '@grpc/grpc-js';
+import type { ReadCache } from './read-cache.js';
 
 type Transport = 'ttrpc' | 'grpc';
 
@@ -29,6 +33,7 @@ export class PluginEndpoint {
   private ttrpc?: Promise<TtrpcClient>;
   private channel?: grpc.Client;
   private readonly clients = new Map<string, unknown>();
+  private readCache?: ReadCache;
 
   constructor(
     readonly id: string,
@@ -36,6 +41,14 @@ export class PluginEndpoint {
     readonly transport: Transport,
     private readonly gate?: EndpointGate,
   ) {}
+
+  /**
+   * Keep answers to reads (the metadata plugin's), following its change notices
+   * on each connection. ttrpc only: notices need the plugin's Changes service.
+   */
+  cacheReads(cache: ReadCache): void {
+    if (this.transport === 'ttrpc') this.readCache = cache;
+  }
 
   /** `fn` with the plugin held, when it has a gate. */
   private async held<T>(fn: () => Promise<T>): Promise<T> {
@@ -62,6 +75,8 @@ export class PluginEndpoint {
           client.onClose(() => {
             if (this.ttrpc === attempt) this.ttrpc = undefined;
           });
+          // The watch does not hold the plugin: it may stop when idle, which ends the watch.
+          if (this.readCache) void this.readCache.follow(client.service(boxdMetadata.ChangesService).Watch({}));
           return client;
         },
         (err: Error) => {
@@ -76,7 +91,8 @@ export class PluginEndpoint {
 
   /** A unary call with the payload passed through as bytes (ttrpc only). */
   rawCall(service: string, method: string, payload: Uint8Array, options?: CallOptions): Promise<Buffer> {
-    return this.held(async () => (await this.connection()).call(service, method, payload, options));
+    const send = () => this.held(async () => (await this.connection()).call(service, method, payload, options));
+    return this.readCache ? this.readCache.call(service, method, options?.namespace ?? '', payload, send) : send();
   }
 
   client<S extends ServiceDefinition>(def: S): ServiceClient<S> {
@@ -104,6 +120,7 @@ export class PluginEndpoint {
     const gate = this.gate;
     switch (methodShape(m)) {
       case 'unary':
+        if (this.readCache) return this.bytesMethod(def, name, m);
         return (req: unknown, opts?: CallOptions) => this.held(async () => (await typed())(req, opts));
       case 'server-stream':
         return (req: unknown, opts?: CallOptions): AsyncIterable<unknown> => ({
@@ -123,6 +140,20 @@ export class PluginEndpoint {
           return lazyStream(call, () => void hold.then((release) => release(), () => undefined));
         };
     }
+  }
+
+  /** A typed unary method over rawCall, so it goes through the read cache. */
+  private bytesMethod(def: ServiceDefinition, name: string, m: AnyMethod): unknown {
+    const req = m.requestType as MessageCodec<unknown>;
+    const res = m.responseType as MessageCodec<unknown>;
+    return async (request: unknown, opts?: CallOptions) => {
+      const reply = await this.rawCall(def.name, name, req.encode(request as never), opts);
+      try {
+        return res.decode(reply);
+      } catch (err) {
+        throw new InternalError(`ttrpc: error unmarshalling response: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    };
   }
 
   async close(): Promise<void> {

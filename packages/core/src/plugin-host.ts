@@ -12,6 +12,7 @@ import { FailedPreconditionError, NotFoundError, type ServiceClient, type Servic
 import { startPlugin, type PluginSpec, type RunningPlugin } from '@boxd/plugin-kit';
 import { findExecutable } from './executables.js';
 import type { CoreConfig, PluginConfig, PluginKind } from './config.js';
+import { ReadCache } from './read-cache.js';
 import { PluginEndpoint } from './endpoint.js';
 import { stopOrphan, Supervisor, type SupervisedSpec } from './supervisor.js';
 import { OnDemand } from './on-demand.js';
@@ -80,6 +81,7 @@ export class PluginHost {
       const processAddress = onDemand ? join(this.pluginDir, `${p.id}.proc.sock`) : address;
       const gate = onDemand ? { acquire: () => this.demandOf(p.id).acquire() } : undefined;
       const endpoint = new PluginEndpoint(p.id, processAddress, p.address ? p.transport : 'ttrpc', gate);
+      if (p.type === 'metadata') endpoint.cacheReads(new ReadCache());
       this.hosted.set(p.id, { config: p, address, processAddress, endpoint });
     }
   }

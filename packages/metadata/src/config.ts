@@ -3,7 +3,8 @@
  *
  *   content_address = "/run/boxd/content.sock"
  *   transport = "ttrpc"            # or "grpc"; default for every backend
- *   gc_delay_ms = 100              # deletion → collection
+ *   gc_delay_ms = 500              # quiet time after the last deletion → collection
+ *   gc_max_delay_ms = 5000         # at the latest this long after the first
  *   gc_startup_delay_ms = 100      # first collection after start; -1 disables
  *   ingest_expiry_ms = 86400000    # ingests opened without a lease
  *   retired_grace_ms = 600000      # committed active snapshots awaiting the backend commit
@@ -19,6 +20,7 @@ export interface MetadataConfig {
   content?: BackendAddress;
   snapshotters: Record<string, BackendAddress>;
   gcDelayMs: number;
+  gcMaxDelayMs: number;
   gcStartupDelayMs: number;
   ingestExpiryMs: number;
   retiredGraceMs: number;
@@ -39,7 +41,8 @@ export function parseConfig(raw: PluginConfig): MetadataConfig {
   return {
     content: contentAddress ? { address: contentAddress, transport: transportOf(raw.content_transport, 'content_transport') ?? transport } : undefined,
     snapshotters,
-    gcDelayMs: numberOf(raw.gc_delay_ms, 'gc_delay_ms') ?? 100,
+    gcDelayMs: numberOf(raw.gc_delay_ms, 'gc_delay_ms') ?? 500,
+    gcMaxDelayMs: numberOf(raw.gc_max_delay_ms, 'gc_max_delay_ms') ?? 5000,
     gcStartupDelayMs: numberOf(raw.gc_startup_delay_ms, 'gc_startup_delay_ms') ?? 100,
     ingestExpiryMs: numberOf(raw.ingest_expiry_ms, 'ingest_expiry_ms') ?? 24 * 3600 * 1000,
     retiredGraceMs: numberOf(raw.retired_grace_ms, 'retired_grace_ms') ?? 10 * 60 * 1000,

@@ -6,6 +6,7 @@ import { NotFoundError } from '@boxd/api';
 import type { Stores } from './store/db.js';
 import type { Scope } from './context.js';
 import { BlobGuard } from './gc/blob-guard.js';
+import { ChangeFeed } from './changes.js';
 
 export type LeaseResourceType = 'content' | 'ingests' | `snapshots/${string}`;
 
@@ -19,15 +20,40 @@ export interface GcHooks {
 export class Metadata {
   gc: GcHooks = { schedule: () => undefined, collect: async () => undefined };
   readonly blobGuard = new BlobGuard();
+  readonly changes = new ChangeFeed();
+  private writeDepth = 0;
+  private readonly written = new Set<string>();
 
   constructor(
     readonly stores: Stores,
     readonly now: () => number = Date.now,
   ) {}
 
-  /** Run `fn` as one atomic write transaction; a throw rolls everything back. */
+  /**
+   * Run `fn` as one atomic write transaction; a throw rolls everything back.
+   * Watchers hear of it once the outermost transaction has committed, never
+   * before its writes are visible.
+   */
   write<T>(fn: () => T): T {
-    return this.stores.root.transactionSync(fn);
+    this.writeDepth++;
+    try {
+      return this.stores.root.transactionSync(fn);
+    } finally {
+      if (--this.writeDepth === 0) this.publishWrites();
+    }
+  }
+
+  /** The stores wrote `table`; outside a transaction that write has already committed. */
+  noteWrite(table: string): void {
+    this.written.add(table);
+    if (this.writeDepth === 0) this.publishWrites();
+  }
+
+  private publishWrites(): void {
+    if (this.written.size === 0) return;
+    const tables = [...this.written];
+    this.written.clear();
+    this.changes.changed(tables);
   }
 
   /** Any write in a namespace creates it (no event, as upstream). Call inside write(). */

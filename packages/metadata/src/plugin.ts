@@ -13,6 +13,7 @@ import { leasesService } from './services/leases.js';
 import { contentIndexService } from './services/content-index.js';
 import { snapshotIndexService } from './services/snapshot-index.js';
 import { gcService } from './services/gc.js';
+import { changesService } from './services/changes.js';
 
 export interface MetadataInstance extends PluginInstance {
   metadata: Metadata;
@@ -21,10 +22,11 @@ export interface MetadataInstance extends PluginInstance {
 
 export async function setupMetadata(ctx: PluginContext): Promise<MetadataInstance> {
   const config = parseConfig(ctx.config);
-  const stores = openStores(ctx.root);
-  const metadata = new Metadata(stores);
+  let metadata: Metadata | undefined;
+  const stores = openStores(ctx.root, (table) => metadata?.noteWrite(table));
+  metadata = new Metadata(stores);
   const backends = connectBackends(config.content, config.snapshotters);
-  const collector = new Collector(metadata, backends, { delayMs: config.gcDelayMs, retiredGraceMs: config.retiredGraceMs }, ctx.logger);
+  const collector = new Collector(metadata, backends, { delayMs: config.gcDelayMs, maxDelayMs: config.gcMaxDelayMs, retiredGraceMs: config.retiredGraceMs }, ctx.logger);
   metadata.gc = { schedule: () => collector.schedule(), collect: () => collector.collect() };
   // Finish whatever a previous run left half-collected.
   const startup = config.gcStartupDelayMs >= 0 ? setTimeout(() => collector.schedule(), config.gcStartupDelayMs) : undefined;
@@ -40,7 +42,11 @@ export async function setupMetadata(ctx: PluginContext): Promise<MetadataInstanc
       service(boxdMetadata.ContentIndexService, contentIndexService(metadata, { ingestExpiryMs: config.ingestExpiryMs })),
       service(boxdMetadata.SnapshotIndexService, snapshotIndexService(metadata)),
       service(boxdMetadata.GCService, gcService(collector)),
+      service(boxdMetadata.ChangesService, changesService(metadata.changes)),
     ],
+    stopping() {
+      metadata.changes.close();
+    },
     async close() {
       clearTimeout(startup);
       await collector.close();

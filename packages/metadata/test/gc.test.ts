@@ -254,6 +254,30 @@ describe('garbage collection', () => {
     }
   });
 
+  it('waits for deletions to pause, but no longer than gc_max_delay_ms', async () => {
+    const auto = await startMetadata({ content_address: cs.address, transport: 'grpc', gc_delay_ms: 400, gc_max_delay_ms: 1500 });
+    try {
+      const ns = inNs('gc-burst');
+      const d = await new FakeCore(auto.clients, cs).writeBlob(ns, 'burst', bytes('burst'), { 'containerd.io/gc.root': '1' });
+      const started = Date.now();
+      await auto.clients.content.Delete({ digest: d }, ns);
+      // A deletion every 100 ms: never a 400 ms pause.
+      let removedAt: number | undefined;
+      for (let i = 0; Date.now() - started < 4000 && removedAt === undefined; i++) {
+        await auto.clients.leases.Create({ id: `burst-${i}` }, ns);
+        await auto.clients.leases.Delete({ id: `burst-${i}` }, ns);
+        if (Date.now() - started < 300) expect(onDisk(d)).toBe(true);
+        if (!onDisk(d)) removedAt = Date.now() - started;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(removedAt).toBeDefined();
+      expect(removedAt!).toBeGreaterThanOrEqual(1400);
+      expect(removedAt!).toBeLessThan(3500);
+    } finally {
+      await auto.stop();
+    }
+  });
+
   it('collects by itself, debounced, after a deletion', async () => {
     const auto = await startMetadata({ content_address: cs.address, transport: 'grpc', gc_delay_ms: 50 });
     try {

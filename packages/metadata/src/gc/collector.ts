@@ -14,8 +14,10 @@ export interface CollectStats extends SweepStats, BackendStats {
 }
 
 export interface CollectorOptions {
-  /** Delay between a deletion and the collection it triggers. */
+  /** Quiet time after the last deletion before the collection it triggers. */
   delayMs: number;
+  /** Longest a scheduled collection waits while deletions keep coming. */
+  maxDelayMs: number;
   retiredGraceMs: number;
 }
 
@@ -23,6 +25,8 @@ export class Collector {
   private running: Promise<CollectStats> | undefined;
   private next: Promise<CollectStats> | undefined;
   private timer: NodeJS.Timeout | undefined;
+  /** When the first deletion not yet collected asked for a collection. */
+  private pendingSince: number | undefined;
   private closed = false;
 
   constructor(
@@ -32,12 +36,22 @@ export class Collector {
     private readonly logger: Logger,
   ) {}
 
+  /**
+   * A collection soon: once deletions pause for `delayMs`, or at the latest `maxDelayMs`
+   * after the first. A burst of commands (each `ctr run` deletes a lease, each `--rm` a
+   * container) is collected once, after it, not in the middle of the next command.
+   */
   schedule(): void {
-    if (this.closed || this.timer) return;
+    if (this.closed) return;
+    const now = Date.now();
+    this.pendingSince ??= now;
+    clearTimeout(this.timer);
+    const wait = Math.min(this.options.delayMs, this.pendingSince + this.options.maxDelayMs - now);
     this.timer = setTimeout(() => {
       this.timer = undefined;
+      this.pendingSince = undefined;
       this.collect().catch((err) => this.logger.error({ err }, 'scheduled garbage collection failed'));
-    }, this.options.delayMs);
+    }, Math.max(0, wait));
   }
 
   collect(): Promise<CollectStats> {

@@ -50,27 +50,47 @@ export interface Stores {
   readonly sequences: Database<number, Key>;
 }
 
-export function openStores(dir: string): Stores {
+/** Told the name of each table (its `Stores` field) a write touches, after the write. */
+export type WriteListener = (table: keyof Omit<Stores, 'root'>) => void;
+
+const WRITE_METHODS = ['putSync', 'removeSync', 'clearSync'] as const;
+
+/** The same database, reporting its writes: what the change notices name. */
+function reportingWrites<D extends Database<never, Key>>(db: D, table: keyof Omit<Stores, 'root'>, onWrite: WriteListener): D {
+  const methods = db as unknown as Record<string, (...args: unknown[]) => unknown>;
+  for (const name of WRITE_METHODS) {
+    const write = methods[name]!;
+    methods[name] = function (this: unknown, ...args: unknown[]) {
+      const result = write.apply(this, args);
+      onWrite(table);
+      return result;
+    };
+  }
+  return db;
+}
+
+export function openStores(dir: string, onWrite: WriteListener = () => undefined): Stores {
   // overlappingSync: a commit does not wait for the previous one's fsync; lmdb stays
   // consistent on a crash either way (it falls back to the last fully synced commit).
   const root = open({ path: join(dir, 'meta.lmdb'), maxDbs: 16, overlappingSync: true });
-  const sub = <V>(name: string, keyEncoding?: 'ordered-binary') => root.openDB<V, Key>({ name, keyEncoding });
+  const db = <V>(table: keyof Omit<Stores, 'root'>, name: string, options: { keyEncoding?: 'ordered-binary'; encoding?: 'binary' } = {}) =>
+    reportingWrites(root.openDB<V, Key>({ name, ...options }) as Database<never, Key>, table, onWrite) as unknown as Database<V, Key>;
   return {
     root,
-    namespaces: root.openDB<NamespaceRecord, string>({ name: 'namespaces' }),
-    images: sub('images'),
-    imageMessages: root.openDB<Buffer, Key>({ name: 'image-messages', encoding: 'binary' }),
-    containers: sub('containers'),
-    leases: sub('leases'),
-    leaseResources: sub('lease-resources'),
-    content: sub('content'),
-    blobs: sub('blobs'),
-    ingests: sub('ingests'),
-    snapshots: sub('snapshots'),
-    snapshotChildren: sub('snapshot-children'),
-    backendKeys: sub('backend-keys'),
-    retired: sub('retired'),
-    sequences: sub('sequences'),
+    namespaces: db<NamespaceRecord>('namespaces', 'namespaces') as unknown as Database<NamespaceRecord, string>,
+    images: db('images', 'images'),
+    imageMessages: db('imageMessages', 'image-messages', { encoding: 'binary' }),
+    containers: db('containers', 'containers'),
+    leases: db('leases', 'leases'),
+    leaseResources: db('leaseResources', 'lease-resources'),
+    content: db('content', 'content'),
+    blobs: db('blobs', 'blobs'),
+    ingests: db('ingests', 'ingests'),
+    snapshots: db('snapshots', 'snapshots'),
+    snapshotChildren: db('snapshotChildren', 'snapshot-children'),
+    backendKeys: db('backendKeys', 'backend-keys'),
+    retired: db('retired', 'retired'),
+    sequences: db('sequences', 'sequences'),
   };
 }
 
