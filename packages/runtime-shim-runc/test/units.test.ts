@@ -95,7 +95,7 @@ describe('DeleteResponse encoding', () => {
     const args = ['-namespace', 'bx-del', '-address', join(dir, 'c.sock'), '-id', 'nosuch', '-bundle', bundle, 'delete'];
     const env = { ...process.env, BOXD_SHIM_STATE_DIR: join(dir, 'state') };
     const viaShell = await runOk(SHIM_BIN, args, { cwd: bundle, env });
-    const viaNode = await runOk(process.execPath, [join(SHIM_BIN, '../../dist/bin.js'), ...args], { cwd: bundle, env });
+    const viaNode = await runOk(process.execPath, [join(SHIM_BIN, '../../dist/shim.mjs'), ...args], { cwd: bundle, env });
     expect(viaShell.stdoutBytes).toEqual(viaNode.stdoutBytes);
     expect(taskV2.DeleteResponse.decode(viaShell.stdoutBytes)).toMatchObject({ pid: 4242, exitStatus: 3 });
     expect(viaShell.stderr).toBe('');
