@@ -109,7 +109,7 @@ const idle = new IdleCollector();
 
 /** Health probes are not work: a probed daemon would collect after every probe. */
 function collectedWhenIdle<T extends object>(s: Registered, impl: T): T {
-  return s.definition === health.HealthService ? impl : collectingWhenIdle(impl, idle);
+  return s.definition === health.HealthService ? impl : (collectingWhenIdle(s.definition, impl as never, idle) as T);
 }
 
 function grpcStatuses(services: Registered[]): PluginStatus[] {

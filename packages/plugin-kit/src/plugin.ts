@@ -81,7 +81,7 @@ export async function startPlugin(spec: PluginSpec, options: StartOptions): Prom
   // Plugins idle most of their life: the heap a burst of calls left is collected after it.
   const idle = new IdleCollector();
   // Health probes are not work: a probed plugin would collect after every probe.
-  const served = [...instance.services.map((s) => ({ definition: s.definition, implementation: collectingWhenIdle(s.implementation, idle) })), healthService];
+  const served = [...instance.services.map((s) => ({ definition: s.definition, implementation: collectingWhenIdle(s.definition, s.implementation, idle) })), healthService];
   try {
     if (options.address) {
       ttrpc = new TtrpcServer({ logger });

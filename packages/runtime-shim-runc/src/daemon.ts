@@ -114,7 +114,7 @@ export async function runDaemon(flags: ShimFlags): Promise<void> {
   const service = new TaskService(ctx, registry, { onIdleShutdown });
   recover(service, registry, ctx);
   const idle = new IdleCollector();
-  ttrpc.addService(taskV2.TaskService, collectingWhenIdle(service.implementation(), idle));
+  ttrpc.addService(taskV2.TaskService, collectingWhenIdle(taskV2.TaskService, service.implementation(), idle));
   ttrpc.addService(
     boxdShim.GroupService,
     groupService({
