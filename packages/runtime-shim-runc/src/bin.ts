@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 /**
- * containerd-shim-boxd-v2. Only the flag parser is loaded up front: `start` imports
- * node built-ins alone, the daemon and `delete` load what they need when they run.
+ * containerd-shim-boxd-v2. Only the flag parser and `start` (node built-ins alone) are
+ * loaded up front; the daemon and `delete` load what they need when they run.
  */
 import { parseFlags } from './flags.js';
+import { CLAIM_ENV, claimAsDaemon, startCommand } from './start.js';
 
 const VERSION = '0.1.0';
 
@@ -15,7 +16,6 @@ async function main(): Promise<void> {
   }
   switch (flags.action) {
     case 'start': {
-      const { startCommand } = await import('./start.js');
       process.stdout.write(await startCommand(flags));
       return;
     }
@@ -25,8 +25,11 @@ async function main(): Promise<void> {
       return;
     }
     case undefined: {
+      const claimPath = process.env[CLAIM_ENV];
+      const claimed = claimPath ? await claimAsDaemon(claimPath) : undefined;
+      if (claimPath && !claimed) return;
       const { runDaemon } = await import('./daemon.js');
-      await runDaemon(flags);
+      await runDaemon(flags, claimed);
       return;
     }
     default:

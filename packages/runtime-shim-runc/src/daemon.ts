@@ -18,7 +18,7 @@ import { LivenessWatcher } from './liveness.js';
 import { Reaper } from './reaper.js';
 import { loadContainer, ShimRegistry } from './records.js';
 import { TaskService } from './service.js';
-import { SOCKET_ENV } from './start.js';
+import { SOCKET_ENV, type ClaimedListener } from './start.js';
 
 const INHERITED_LISTENER_FD = 3;
 export const IDLE_EXIT_ENV = 'BOXD_SHIM_IDLE_EXIT_MS';
@@ -63,7 +63,15 @@ function listenInherited(server: TtrpcServer): Promise<Server> {
   });
 }
 
-export async function runDaemon(flags: ShimFlags): Promise<void> {
+/** Serves on the listener a daemon claimed itself, with the connections that came first. */
+function serveClaimed(claimed: ClaimedListener, server: TtrpcServer): Server {
+  claimed.server.removeAllListeners('connection');
+  claimed.server.on('connection', (socket) => server.serve(socket));
+  for (const socket of claimed.early.splice(0)) server.serve(socket);
+  return claimed.server;
+}
+
+export async function runDaemon(flags: ShimFlags, claimed?: ClaimedListener): Promise<void> {
   const logger = createLogger(flags);
   const socketPath = flags.socket || process.env[SOCKET_ENV];
   if (!socketPath) throw new Error(`daemon needs -socket or ${SOCKET_ENV}`);
@@ -127,7 +135,8 @@ export async function runDaemon(flags: ShimFlags): Promise<void> {
       },
     }),
   );
-  if (flags.socket) await ttrpc.listen(flags.socket);
+  if (claimed) listener = serveClaimed(claimed, ttrpc);
+  else if (flags.socket) await ttrpc.listen(flags.socket);
   else listener = await listenInherited(ttrpc);
 
   registry.writePid(process.pid);

@@ -14,7 +14,7 @@ export {
   DEFAULT_SOCKET_DIR,
   type GroupingPolicy,
 } from './grouping.js';
-export { startCommand, writeAddressFile, SOCKET_ENV } from './start.js';
+export { startCommand, writeAddressFile, SOCKET_ENV, DAEMON_NODE_FLAGS } from './start.js';
 export { deleteCommand, KILLED_EXIT_STATUS } from './delete-command.js';
 export { runDaemon, idleExitDelay, IDLE_EXIT_ENV, DEFAULT_IDLE_EXIT_MS } from './daemon.js';
 export { compactOverlayOptions, mountAll, unmountAll, PAGE_SIZE, type MountSpec } from './mounts.js';

@@ -3,13 +3,17 @@
  * This is on the path of every container start, so it loads only node built-ins.
  */
 import { spawn } from 'node:child_process';
-import { chmodSync, closeSync, constants, linkSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
-import { connect, createServer, type Server } from 'node:net';
+import { chmodSync, closeSync, constants, linkSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { daemonArgs, type ShimFlags } from './flags.js';
 import { groupingPolicy, groupKey, shimSocketPath } from './grouping.js';
 
 export const SOCKET_ENV = 'BOXD_SHIM_SOCKET';
+/** Set by the shell entry when it launches a daemon itself: the group socket to claim. */
+export const CLAIM_ENV = 'BOXD_SHIM_CLAIM';
+/** The pid of whoever ran `start` (containerd, boxd): the daemon's OOM score goes just above its. */
+export const PARENT_ENV = 'BOXD_SHIM_PARENT_PID';
 export const SHIM_NAME = 'containerd-shim-boxd-v2';
 
 /**
@@ -103,9 +107,9 @@ function openLog(bundle: string): number {
   }
 }
 
-function raiseOomScore(pid: number): void {
+function raiseOomScore(pid: number, parentPid = process.ppid): void {
   try {
-    const parent = Number(readFileSync(`/proc/${process.ppid}/oom_score_adj`, 'utf8').trim());
+    const parent = Number(readFileSync(`/proc/${parentPid}/oom_score_adj`, 'utf8').trim());
     // Only ever raised: lowering it needs CAP_SYS_RESOURCE.
     writeFileSync(`/proc/${pid}/oom_score_adj`, String(Math.min(1000, parent + 1)));
   } catch {
@@ -145,4 +149,34 @@ export async function startCommand(flags: ShimFlags): Promise<string> {
   }
   writeAddressFile(bundle, address);
   return address;
+}
+
+export interface ClaimedListener {
+  server: Server;
+  /** Connections accepted before the daemon could serve them (the caller dials at once). */
+  early: Socket[];
+}
+
+/**
+ * A daemon launched by the shell entry for a cold `start` claims its group's socket itself,
+ * before loading anything else, and prints the address for the shell on its stdout: the
+ * shell answers containerd then, while this process goes on loading. One Node.js start on
+ * that path instead of two (`start`, then the daemon it spawns). Undefined: another daemon
+ * holds the socket, and this one has nothing to do.
+ */
+export async function claimAsDaemon(path: string): Promise<ClaimedListener | undefined> {
+  const claim = await claimSocket(path);
+  const early: Socket[] = [];
+  if (claim !== 'existing') {
+    claim.server.on('connection', (socket: Socket) => early.push(socket));
+    // The group's name is in place; the temporary one is not needed (the socket stays bound).
+    rmSync(`${path}.${process.pid}`, { force: true });
+    raiseOomScore(process.pid, Number(process.env[PARENT_ENV]) || process.ppid);
+    process.env[SOCKET_ENV] = path;
+  }
+  writeSync(1, `unix://${path}\n`);
+  // Nothing else goes to the shell: stdout becomes /dev/null (it takes the freed fd 1).
+  closeSync(1);
+  openSync('/dev/null', 'w');
+  return claim === 'existing' ? undefined : { server: claim.server, early };
 }

@@ -5,9 +5,11 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { eventsTtrpc, events, taskV2 } from '@boxd/api';
 import { TtrpcServer } from '@boxd/ttrpc';
-import { cleanupTempDirs, run, runOk, tempDir, waitFor } from '@boxd/test-utils';
+import { cleanupTempDirs, findProcesses, isAlive, run, runOk, tempDir, waitFor } from '@boxd/test-utils';
+import { TtrpcClient } from '@boxd/ttrpc';
 import { pino } from 'pino';
 import {
+  DAEMON_NODE_FLAGS,
   compactOverlayOptions,
   encodeDeleteResponse,
   groupKey,
@@ -99,6 +101,43 @@ describe('DeleteResponse encoding', () => {
     expect(viaShell.stdoutBytes).toEqual(viaNode.stdoutBytes);
     expect(taskV2.DeleteResponse.decode(viaShell.stdoutBytes)).toMatchObject({ pid: 4242, exitStatus: 3 });
     expect(viaShell.stderr).toBe('');
+  });
+});
+
+describe('cold start from the shell entry', () => {
+  it('launches one daemon for concurrent starts of a group, named and flagged as the Node start would', async () => {
+    const dir = await tempDir('bx-cold-');
+    const env = { ...process.env, BOXD_SHIM_SOCKET_DIR: join(dir, 's'), BOXD_SHIM_STATE_DIR: join(dir, 'state'), BOXD_SHIM_IDLE_EXIT_MS: '0' };
+    await mkdir(env.BOXD_SHIM_SOCKET_DIR, { recursive: true });
+    const namespace = `cold${process.pid}`;
+    const starts = [0, 1, 2, 3].map(async (i) => {
+      const bundle = join(dir, `b${i}`);
+      await mkdir(bundle);
+      const extra = i === 0 ? ['-publish-binary', '/usr/bin/containerd', '-debug'] : [];
+      const res = await runOk(SHIM_BIN, ['-namespace', namespace, '-address', join(dir, 'c.sock'), ...extra, '-id', `t${i}`, 'start'], { cwd: bundle, env });
+      expect(await readFile(join(bundle, 'address'), 'utf8')).toBe(res.stdout);
+      return res.stdout;
+    });
+    const addresses = await Promise.all(starts);
+    expect(new Set(addresses).size).toBe(1);
+    const socket = shimSocketPath(join(dir, 'c.sock'), namespace, groupKey('per-namespace', 't0'), env);
+    expect(addresses[0]).toBe(`unix://${socket}`);
+
+    const daemons = await findProcesses((argv) => argv.includes(namespace) && !argv.includes('start'));
+    expect(daemons).toHaveLength(1);
+    const argv = daemons[0]!.argv;
+    expect(argv[0]).toBe('containerd-shim-boxd-v2');
+    expect(argv.slice(1, 1 + DAEMON_NODE_FLAGS.length)).toEqual(DAEMON_NODE_FLAGS);
+    try {
+      const client = await TtrpcClient.connect(socket);
+      const err = await client.service(taskV2.TaskService).State({ id: 'nosuch' }).catch((e: Error) => e);
+      expect(String(err)).toMatch(/NotFoundError/);
+      await client.service(taskV2.TaskService).Shutdown({ id: 't0' });
+      client.close();
+      await waitFor(() => !isAlive(daemons[0]!.pid), 5000);
+    } finally {
+      if (isAlive(daemons[0]!.pid)) process.kill(daemons[0]!.pid, 'SIGKILL');
+    }
   });
 });
 
