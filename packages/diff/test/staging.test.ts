@@ -80,9 +80,14 @@ async function stage(blob: Blob, client = staging): Promise<boolean> {
 const stagingDir = (root = join(dir, 'diff-root')) => join(root, 'staging');
 const stagingEmpty = (root?: string) => waitFor(async () => (await readdir(stagingDir(root))).length === 0, 10_000);
 
-/** Trees compared with overlay's opaque markers included (snapshotTree leaves trusted.overlay.* out). */
+/**
+ * Trees compared with overlay's opaque markers included (snapshotTree leaves trusted.overlay.* out).
+ * A whiteout's mtime is when it was applied (as upstream sets none): two applies a second
+ * apart differ there, so it is left out.
+ */
 async function fullTree(root: string) {
   const tree = await snapshotTree(root);
+  for (const entry of Object.values(tree) as Array<{ type?: string; rdev?: number; mtime?: number }>) if (entry.type === 'char' && entry.rdev === 0) delete entry.mtime;
   const opaque = Object.keys(tree).filter((path) => tree[path]!.type === 'dir' && getAttributeSync(join(root, path), 'trusted.overlay.opaque')?.toString() === 'y');
   return { tree, opaque, rootOpaque: getAttributeSync(root, 'trusted.overlay.opaque')?.toString() };
 }
