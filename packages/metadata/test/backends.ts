@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -57,18 +58,30 @@ export async function startPluginBin(pkg: string, dir: string, name: string): Pr
   const root = join(dir, `${name}-root`);
   const args = [bin, '--grpc-address', address, '--address', ttrpcAddress, '--root', root, '--log-level', 'warn'];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'] });
-  await waitForFile(address, child);
-  await waitForFile(ttrpcAddress, child);
+  await waitForSocket(address, child);
+  await waitForSocket(ttrpcAddress, child);
   return { address, ttrpcAddress, root, stop: () => stopChild(child) };
 }
 
-export async function waitForFile(path: string, child?: ChildProcess, timeoutMs = 15_000): Promise<void> {
+/** Until a process listens on the socket at `path`: the file appears at bind, a moment before listen. */
+export async function waitForSocket(path: string, child?: ChildProcess, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!existsSync(path)) {
-    if (child && child.exitCode !== null) throw new Error(`process exited with ${child.exitCode} before ${path} appeared`);
+  while (!existsSync(path) || !(await answers(path))) {
+    if (child && child.exitCode !== null) throw new Error(`process exited with ${child.exitCode} before ${path} was served`);
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${path}`);
     await sleep(20);
   }
+}
+
+function answers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(path);
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
 }
 
 export async function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {

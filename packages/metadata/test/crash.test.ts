@@ -11,7 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CallOptions } from '@boxd/api';
 import { collect, inNs, metadataClients } from './helpers.js';
-import { startContentStore, startSnapshotServer, stopChild, waitForFile, writeBackendBlob, type ContentStoreProcess, type SnapshotServer } from './backends.js';
+import { startContentStore, startSnapshotServer, stopChild, waitForSocket, writeBackendBlob, type ContentStoreProcess, type SnapshotServer } from './backends.js';
 import { FakeCore } from './core.js';
 
 const BIN = new URL('../dist/bin.js', import.meta.url).pathname;
@@ -29,7 +29,7 @@ async function startPluginProcess(): Promise<void> {
   child = spawn(process.execPath, [BIN, '--grpc-address', address, '--root', join(dir, 'md-root'), '--config', join(dir, 'md.toml'), '--log-level', 'error'], {
     stdio: ['ignore', 'ignore', 'inherit'],
   });
-  await waitForFile(address, child);
+  await waitForSocket(address, child);
   clients = metadataClients(address);
   core = new FakeCore(clients, cs);
   core.addSnapshotter('snap', snap.address);
