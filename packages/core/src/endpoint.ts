@@ -7,7 +7,6 @@
  */
 import {
   boxdMetadata,
-  InternalError,
   methodShape,
   UnavailableError,
   type AnyMethod,
@@ -17,7 +16,7 @@ import {
   type ServiceClient,
   type ServiceDefinition,
 } from '@boxd/api';
-import { TtrpcClient } from '@boxd/ttrpc';
+import { decodeReply, TtrpcClient } from '@boxd/ttrpc';
 import { createGrpcChannel, createGrpcClient } from '@boxd/grpc';
 import type * as grpc from '@grpc/grpc-js';
 import type { ReadCache } from './read-cache.js';
@@ -146,14 +145,7 @@ export class PluginEndpoint {
   private bytesMethod(def: ServiceDefinition, name: string, m: AnyMethod): unknown {
     const req = m.requestType as MessageCodec<unknown>;
     const res = m.responseType as MessageCodec<unknown>;
-    return async (request: unknown, opts?: CallOptions) => {
-      const reply = await this.rawCall(def.name, name, req.encode(request as never), opts);
-      try {
-        return res.decode(reply);
-      } catch (err) {
-        throw new InternalError(`ttrpc: error unmarshalling response: ${err instanceof Error ? err.message : String(err)}`);
-      }
-    };
+    return async (request: unknown, opts?: CallOptions) => decodeReply(res, await this.rawCall(def.name, name, req.encode(request as never), opts));
   }
 
   async close(): Promise<void> {

@@ -6,7 +6,6 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
-import { connect } from 'node:net';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -17,6 +16,7 @@ import {
   NotFoundError,
   content,
   snapshots,
+  socketAnswers,
   type CallOptions,
   type ServiceImplementation,
 } from '@boxd/api';
@@ -66,22 +66,11 @@ export async function startPluginBin(pkg: string, dir: string, name: string): Pr
 /** Until a process listens on the socket at `path`: the file appears at bind, a moment before listen. */
 export async function waitForSocket(path: string, child?: ChildProcess, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!existsSync(path) || !(await answers(path))) {
+  while (!existsSync(path) || !(await socketAnswers(path))) {
     if (child && child.exitCode !== null) throw new Error(`process exited with ${child.exitCode} before ${path} was served`);
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${path}`);
     await sleep(20);
   }
-}
-
-function answers(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(path);
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
 }
 
 export async function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {

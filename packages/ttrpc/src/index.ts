@@ -8,7 +8,7 @@ export { TtrpcServer, type TtrpcServerOptions, type CloseOptions } from './serve
 export { TtrpcClient, type TtrpcClientOptions, type StreamShape } from './client.js';
 export type { RawClientStream } from './client-calls.js';
 export type { RawMethod, RawService, RawServerStream, RawUnaryHandler, RawStreamHandler } from './handlers.js';
-export { createTtrpcClient } from './typed-client.js';
+export { createTtrpcClient, decodeReply } from './typed-client.js';
 export { withWireParts, wirePartsOf, type FrameData } from './wire-parts.js';
 export { rawService } from './typed-server.js';
 export { socketPath, type ListenOptions } from './address.js';

@@ -15,7 +15,8 @@ import type { RawClientStream } from './client-calls.js';
 import type { TtrpcClient } from './client.js';
 import { wirePartsOf, type FrameData } from './wire-parts.js';
 
-function decodeReply<T>(codec: MessageCodec<T>, bytes: Uint8Array): T {
+/** A response decoded, or INTERNAL saying it did not decode. */
+export function decodeReply<T>(codec: MessageCodec<T>, bytes: Uint8Array): T {
   try {
     return codec.decode(bytes);
   } catch (err) {
