@@ -3,8 +3,6 @@
  * handler, write the answers and the status. Everything a call needs and
  * nothing else, since every API call a client makes pays for this path.
  */
-import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
-import { once } from 'node:events';
 import {
   CancelledError,
   DeadlineExceededError,
@@ -19,6 +17,8 @@ import {
 import { frameMessage, MessageReader } from './framing.js';
 import { encodeStatusMessage, metadataFromHeaders, timeoutMs } from './wire-headers.js';
 import { keepReceivedWire } from './received-wire.js';
+import { encodeHeaders } from './http2/hpack.js';
+import type { H2Stream, RequestHeaders } from './http2/stream.js';
 
 export type Handler = (...args: unknown[]) => unknown;
 
@@ -30,17 +30,26 @@ export interface Route {
 // abort() without a reason builds a DOMException, stack trace and all: one shared reason.
 const CALL_CANCELLED = new CancelledError('grpc: call cancelled');
 const CONTENT_TYPE = 'application/grpc+proto';
+// The header blocks every successful call sends, encoded once.
+const RESPONSE_HEADERS = encodeHeaders([[':status', '200'], ['content-type', CONTENT_TYPE]]);
+const OK_TRAILERS = encodeHeaders([['grpc-status', '0']]);
 /** Queued request messages past which a streaming call stops reading (HTTP/2 flow control then holds the client). */
 const QUEUE_HIGH_BYTES = 4 << 20;
 
-export function serveCall(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, route: Route, maxMessageSize: number): void {
-  new ServerCall(stream, headers, route.method, maxMessageSize).run(route.handler);
+export function serveCall(stream: H2Stream, route: Route, maxMessageSize: number): void {
+  new ServerCall(stream, route.method, maxMessageSize).run(route.handler);
 }
 
 /** Answers a call the server cannot route, with a status and nothing else. */
-export function refuseCall(stream: ServerHttp2Stream, code: number, message: string): void {
-  stream.on('error', () => undefined);
-  stream.respond({ ':status': 200, 'content-type': CONTENT_TYPE, 'grpc-status': String(code), 'grpc-message': encodeStatusMessage(message) }, { endStream: true });
+export function refuseCall(stream: H2Stream, code: number, message: string): void {
+  stream.respond(statusFields(code, message, true), true);
+}
+
+function statusFields(code: number, message: string, withHeaders: boolean): Array<[string, string]> {
+  const fields: Array<[string, string]> = withHeaders ? [[':status', '200'], ['content-type', CONTENT_TYPE]] : [];
+  fields.push(['grpc-status', String(code)]);
+  if (message) fields.push(['grpc-message', encodeStatusMessage(message)]);
+  return fields;
 }
 
 class ServerCall {
@@ -50,14 +59,13 @@ class ServerCall {
   private timer?: NodeJS.Timeout;
   private headersSent = false;
   private finished = false;
-  private trailers: Record<string, string> = {};
 
   constructor(
-    private readonly stream: ServerHttp2Stream,
-    headers: IncomingHttpHeaders,
+    private readonly stream: H2Stream,
     private readonly method: AnyMethod,
     maxMessageSize: number,
   ) {
+    const headers: RequestHeaders = stream.headers;
     this.reader = new MessageReader(maxMessageSize);
     const timeout = timeoutMs(headers['grpc-timeout']);
     this.ctx = {
@@ -67,11 +75,9 @@ class ServerCall {
       transport: 'grpc',
     };
     if (timeout !== undefined) this.timer = setTimeout(() => this.expire(), timeout);
-    // Stream errors (a reset, a lost connection) end in 'close' too.
-    stream.on('error', () => undefined);
     // Only a call that had not finished is cancelled: dispatching an abort event at the
     // end of every call costs more than a small call's handler.
-    stream.once('close', () => {
+    stream.onClose(() => {
       clearTimeout(this.timer);
       if (this.finished) return;
       this.finished = true;
@@ -99,19 +105,25 @@ class ServerCall {
   private single(): Promise<unknown> {
     return new Promise((resolve, reject) => {
       const messages: Buffer[] = [];
-      this.stream.on('data', (chunk: Buffer) => {
-        try {
-          messages.push(...this.reader.push(chunk));
-        } catch (err) {
-          reject(err);
-        }
-      });
-      this.stream.once('end', () => {
-        if (this.reader.partial) return reject(new InternalError('grpc: request ended inside a message'));
-        if (messages.length !== 1) return reject(new InternalError(`grpc: expected one request message, got ${messages.length}`));
-        resolve(this.decode(messages[0]!, false));
-      });
-      this.stream.once('close', () => reject(CALL_CANCELLED));
+      this.stream.onClose(() => reject(CALL_CANCELLED));
+      this.stream.consume(
+        (chunk) => {
+          try {
+            messages.push(...this.reader.push(chunk));
+          } catch (err) {
+            reject(err);
+          }
+        },
+        () => {
+          if (this.reader.partial) return reject(new InternalError('grpc: request ended inside a message'));
+          if (messages.length !== 1) return reject(new InternalError(`grpc: expected one request message, got ${messages.length}`));
+          try {
+            resolve(this.decode(messages[0]!, false));
+          } catch (err) {
+            reject(err);
+          }
+        },
+      );
     });
   }
 
@@ -123,24 +135,26 @@ class ServerCall {
     let failure: unknown;
     let wake: (() => void) | undefined;
     const poke = () => wake?.();
-    this.stream.on('data', (chunk: Buffer) => {
-      if (this.finished) return;
-      try {
-        for (const m of this.reader.push(chunk)) {
-          queue.push(m);
-          queued += m.length;
+    this.stream.consume(
+      (chunk) => {
+        if (this.finished) return;
+        try {
+          for (const m of this.reader.push(chunk)) {
+            queue.push(m);
+            queued += m.length;
+          }
+        } catch (err) {
+          failure ??= err;
         }
-      } catch (err) {
-        failure ??= err;
-      }
-      if (queued > QUEUE_HIGH_BYTES) this.stream.pause();
-      poke();
-    });
-    this.stream.once('end', () => {
-      ended = true;
-      if (this.reader.partial) failure ??= new InternalError('grpc: request stream ended inside a message');
-      poke();
-    });
+        if (queued > QUEUE_HIGH_BYTES) this.stream.pause();
+        poke();
+      },
+      () => {
+        ended = true;
+        if (this.reader.partial) failure ??= new InternalError('grpc: request stream ended inside a message');
+        poke();
+      },
+    );
     this.controller.signal.addEventListener('abort', poke, { once: true });
     const next = async (): Promise<IteratorResult<unknown>> => {
       for (;;) {
@@ -179,34 +193,24 @@ class ServerCall {
   }
 
   private async sendAll(responses: AsyncIterable<unknown>): Promise<void> {
-    const signal = this.controller.signal;
     for await (const response of responses) {
       if (this.finished) return;
-      if (!this.send(response)) await Promise.race([once(this.stream, 'drain'), once(signal as unknown as NodeJS.EventEmitter, 'abort')]).catch(() => undefined);
+      if (!this.send(response)) await this.stream.drained();
     }
   }
 
   private sendHeaders(): void {
     if (this.headersSent) return;
     this.headersSent = true;
-    this.stream.respond({ ':status': 200, 'content-type': CONTENT_TYPE }, { waitForTrailers: true });
-    this.stream.once('wantTrailers', () => this.stream.sendTrailers(this.trailers));
+    this.stream.respond(RESPONSE_HEADERS);
   }
 
   private finish(code: number, message: string): void {
-    if (this.finished || this.stream.destroyed) return;
+    if (this.finished || this.stream.closed) return;
     this.finished = true;
     clearTimeout(this.timer);
-    const status: Record<string, string> = { 'grpc-status': String(code) };
-    if (message) status['grpc-message'] = encodeStatusMessage(message);
-    if (this.headersSent) {
-      this.trailers = status;
-      this.stream.end();
-    } else {
-      this.stream.respond({ ':status': 200, 'content-type': CONTENT_TYPE, ...status }, { endStream: true });
-    }
-    // Whatever the client still sends is read and dropped, so its flow control never stalls.
-    this.stream.resume();
+    if (this.headersSent) this.stream.end(code === 0 && !message ? OK_TRAILERS : statusFields(code, message, false));
+    else this.stream.respond(statusFields(code, message, true), true);
   }
 
   private expire(): void {

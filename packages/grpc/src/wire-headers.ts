@@ -1,11 +1,11 @@
 /** What gRPC carries in HTTP/2 headers: call metadata, the deadline, the status message. */
-import type { IncomingHttpHeaders } from 'node:http2';
 import type { Metadata } from '@boxd/api';
+import type { RequestHeaders } from './http2/stream.js';
 
 /** Headers of the protocol itself, not the caller's metadata. */
 const PROTOCOL_HEADERS = new Set(['content-type', 'te', 'grpc-timeout', 'grpc-encoding', 'grpc-accept-encoding', 'accept-encoding']);
 
-export function metadataFromHeaders(headers: IncomingHttpHeaders): Metadata {
+export function metadataFromHeaders(headers: RequestHeaders): Metadata {
   const out: Metadata = {};
   for (const [key, value] of Object.entries(headers)) {
     if (value === undefined || key.startsWith(':') || PROTOCOL_HEADERS.has(key) || key.endsWith('-bin')) continue;
