@@ -7,6 +7,7 @@ import {
   health,
   NotFoundError,
   UnimplementedError,
+  UnavailableError,
   isNotFound,
   namespaceOf,
   Code,
@@ -42,6 +43,7 @@ const contentImpl: ServiceImplementation<typeof content.ContentService> = {
   Write: async function* (requests) {
     let total = 0;
     for await (const r of requests) {
+      if (r.ref === 'locked') throw new UnavailableError('ref locked');
       total += r.data.length;
       yield { action: r.action, offset: total };
     }
@@ -108,6 +110,14 @@ describe('gRPC transport', () => {
     expect((await call.recv())?.offset.toNumber()).toBe(15);
     await call.end();
     expect(await call.recv()).toBeUndefined();
+    c.close();
+  });
+
+  it('ends a bidi call the client is still sending on with the handler\'s error', async () => {
+    const c = createGrpcClient(content.ContentService, sock);
+    const call = c.Write();
+    await call.send({ action: content.WriteAction.STAT, ref: 'locked' });
+    await expect(call.recv()).rejects.toMatchObject({ code: Code.UNAVAILABLE, message: expect.stringContaining('ref locked') });
     c.close();
   });
 

@@ -71,6 +71,10 @@ export class UnaryCall implements PendingCall {
     this.reject(err);
   }
 
+  cancelled(err: Error): void {
+    this.fail(err);
+  }
+
   private settle(): void {
     this.host.forget(this.id);
     if (this.timer) clearTimeout(this.timer);
@@ -89,7 +93,7 @@ export interface RawClientStream {
    * For methods without streamed responses the Response payload is the one message.
    */
   recv(): Promise<Buffer | undefined>;
-  /** Forgets the stream (ttrpc has no cancel frame); pending recv() calls reject. */
+  /** Forgets the stream, ending our send side (ttrpc has no cancel frame); pending recv() calls reject. */
   cancel(): void;
 }
 
@@ -131,6 +135,13 @@ export class ClientStream implements PendingCall, RawClientStream {
     this.finish(err);
   }
 
+  /** Given up on here (the caller's signal or deadline): the server is told as much as ttrpc can say. */
+  cancelled(err: Error): void {
+    if (this.ended) return;
+    this.endSend();
+    this.finish(err);
+  }
+
   send(message: FrameData): Promise<void> {
     if (this.ended) return Promise.reject(this.endError ?? new FailedPreconditionError('ttrpc: stream already finished'));
     if (this.sendClosed) return Promise.reject(new FailedPreconditionError('ttrpc: send on a closed stream'));
@@ -156,8 +167,20 @@ export class ClientStream implements PendingCall, RawClientStream {
     const err = new CancelledError('ttrpc: stream cancelled');
     // Even a finished stream may still hold unread messages that keep the
     // connection paused; dropping them lets it read again.
-    if (this.ended) this.queue.abort(err);
-    else this.finish(err, true);
+    if (this.ended) return this.queue.abort(err);
+    this.endSend();
+    this.finish(err, true);
+  }
+
+  /**
+   * ttrpc has no cancel frame: a stream the client walks away from stays open on
+   * the server until the connection closes. Ending our send side at least lets a
+   * handler waiting on requests (an ingest holding its ref's lock) finish.
+   */
+  private endSend(): void {
+    if (this.sendClosed) return;
+    this.sendClosed = true;
+    this.host.conn.writeFrame(this.id, MessageType.Data, Flags.RemoteClosed | Flags.NoData);
   }
 
   private finish(err: Error | undefined, drop = false): void {

@@ -210,7 +210,7 @@ export class TtrpcClient implements CallHost {
     const signal = options.signal;
     if (signal) {
       call.signal = signal;
-      call.onAbort = () => call.fail(new CancelledError('context canceled'));
+      call.onAbort = () => call.cancelled(new CancelledError('context canceled'));
       signal.addEventListener('abort', call.onAbort, { once: true });
     }
   }

@@ -17,7 +17,7 @@ import { RecvQueue } from '../src/queue.js';
 import { withWireParts } from '../src/wire-parts.js';
 import { MsgCodec, RawPeer, TestService, fakeServer, frameHex, sleep, tmpDir, type Msg, type RawFrame } from './fixtures.js';
 
-const state = { listSent: 0, gate: Promise.resolve() };
+const state = { listSent: 0, gate: Promise.resolve(), chatsEnded: 0 };
 
 const impl: ServiceImplementation<TestService> = {
   echo: async (req) => req,
@@ -45,9 +45,13 @@ const impl: ServiceImplementation<TestService> = {
     return { n, text: String(count) };
   },
   async *chat(reqs) {
-    for await (const r of reqs) {
-      if (r.text === 'fail') throw new NotFoundError('no chat');
-      yield { text: r.text.toUpperCase(), n: r.n * 2 };
+    try {
+      for await (const r of reqs) {
+        if (r.text === 'fail') throw new NotFoundError('no chat');
+        yield { text: r.text.toUpperCase(), n: r.n * 2 };
+      }
+    } finally {
+      state.chatsEnded++;
     }
   },
 };
@@ -372,5 +376,26 @@ describe('RecvQueue', () => {
     expect(calls).toEqual(['pause']);
     q.abort(new Error('gone'));
     expect(calls).toEqual(['pause', 'resume']);
+  });
+});
+
+describe('a stream the client gives up on', () => {
+  // ttrpc has no cancel frame: without the client ending its side, a handler waiting
+  // for requests would wait until the connection closed (an ingest would keep its lock).
+  it('ends on the server when cancelled or aborted, the connection staying open', async () => {
+    const before = state.chatsEnded;
+    const cancelled = svc.chat();
+    await cancelled.send({ text: 'a', n: 1 });
+    expect((await cancelled.recv())?.text).toBe('A');
+    cancelled.cancel();
+    await expect.poll(() => state.chatsEnded, { timeout: 2000 }).toBe(before + 1);
+
+    const controller = new AbortController();
+    const aborted = svc.chat({ signal: controller.signal });
+    await aborted.send({ text: 'b', n: 1 });
+    expect((await aborted.recv())?.text).toBe('B');
+    controller.abort();
+    await expect.poll(() => state.chatsEnded, { timeout: 2000 }).toBe(before + 2);
+    expect((await svc.echo({ text: 'still here', n: 0 })).text).toBe('still here');
   });
 });

@@ -37,8 +37,11 @@ export function ingestCases(env: SuiteEnv): void {
     expect(num(status.offset)).toBe(half);
     expect(num(status.total)).toBe(blob.data.length);
 
-    const second = env.openWrite();
-    const resumed = await retryUnavailable(() => env.exchange(second, { action: STAT, ref, total: blob.data.length }));
+    // A call that failed is over: each attempt opens its own, as a client resuming would.
+    const { second, resumed } = await retryUnavailable(async () => {
+      const call = env.openWrite();
+      return { second: call, resumed: await env.exchange(call, { action: STAT, ref, total: blob.data.length }) };
+    });
     expect(num(resumed.offset)).toBe(half);
     expect(resumed.digest).toBe(sha256(blob.data.subarray(0, half)));
     await env.exchange(second, { action: WRITE, offset: half, data: blob.data.subarray(half) });
