@@ -23,13 +23,17 @@ export function bundlePaths(root: string, state: string, ns: string, id: string)
 
 export async function createBundle(paths: BundlePaths, spec: Uint8Array, shimBinary: string): Promise<void> {
   await mkdir(join(paths.bundle, '..'), { recursive: true, mode: 0o711 });
+  // The bundle directory is the claim: EEXIST here means the task exists.
   await mkdir(paths.bundle, { mode: 0o700 });
-  await mkdir(paths.work, { recursive: true, mode: 0o711 });
-  await writeFile(join(paths.bundle, 'config.json'), spec);
-  await mkdir(join(paths.bundle, 'rootfs'), { mode: 0o711 });
-  await symlink(paths.work, join(paths.bundle, 'work'));
-  await writeFile(join(paths.bundle, 'shim-binary-path'), shimBinary, { mode: 0o600 });
   mkfifo(join(paths.bundle, 'log'), 0o700);
+  // The rest is independent: one round through the thread pool instead of six.
+  await Promise.all([
+    mkdir(paths.work, { recursive: true, mode: 0o711 }),
+    writeFile(join(paths.bundle, 'config.json'), spec),
+    mkdir(join(paths.bundle, 'rootfs'), { mode: 0o711 }),
+    symlink(paths.work, join(paths.bundle, 'work')),
+    writeFile(join(paths.bundle, 'shim-binary-path'), shimBinary, { mode: 0o600 }),
+  ]);
 }
 
 /**

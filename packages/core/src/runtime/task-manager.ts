@@ -33,6 +33,8 @@ export interface ShimTask {
   log?: Socket;
   /** Set once Delete succeeded: a closing connection is then expected. */
   deleted: boolean;
+  /** Stops watching the (possibly shared) connection for this task. */
+  unwatch?: () => void;
 }
 
 export interface CreateParams {
@@ -56,6 +58,11 @@ export class TaskManager {
   private readonly groupHints = new Map<string, string>();
   /** Shim binaries without boxd.shim.v1.Group: always `start`. */
   private readonly noJoin = new Set<string>();
+  /**
+   * One connection per shim address, shared by its tasks and kept while the shim
+   * lives, so a task joining a grouping shim does not pay for a new connection.
+   */
+  private readonly shimClients = new Map<string, Promise<TtrpcClient>>();
 
   constructor(
     private readonly options: RuntimeOptions,
@@ -86,15 +93,13 @@ export class TaskManager {
         throw err;
       });
       const ctx = this.shimContext(params.ns, params.id, paths, binary);
-      const log = followShimLog(paths.bundle, this.logger);
       let task: ShimTask | undefined;
       try {
-        task = await this.startAndAttach(params.ns, params.id, paths, ctx, params.options, log);
+        task = await this.startAndAttach(params.ns, params.id, paths, ctx, params.options);
         const res = await task.task.Create({ ...params.request, id: params.id, bundle: paths.bundle, options: params.options });
         return { task, pid: res.pid };
       } catch (err) {
         if (task) await this.forget(task);
-        else log?.destroy();
         await deleteShim(ctx).catch(() => undefined);
         throw err;
       }
@@ -110,13 +115,24 @@ export class TaskManager {
    * A grouping shim can exit (idle) between answering `start` with its
    * address and our dial: then `start` again, which spawns a fresh one.
    */
-  private async startAndAttach(ns: string, id: string, paths: BundlePaths, ctx: ShimContext, options: CreateParams['options'], log?: Socket): Promise<ShimTask> {
-    const joined = await this.tryJoin(ns, id, paths, ctx, log);
+  private async startAndAttach(ns: string, id: string, paths: BundlePaths, ctx: ShimContext, options: CreateParams['options']): Promise<ShimTask> {
+    const joined = await this.tryJoin(ns, id, paths, ctx);
     if (joined) return joined;
+    // A shim started for this task writes its own log to the bundle's FIFO; a joined one has its log already.
+    const log = followShimLog(paths.bundle, this.logger);
+    try {
+      return await this.startAttached(ns, id, paths, ctx, options, log);
+    } catch (err) {
+      log?.destroy();
+      throw err;
+    }
+  }
+
+  private async startAttached(ns: string, id: string, paths: BundlePaths, ctx: ShimContext, options: CreateParams['options'], log?: Socket): Promise<ShimTask> {
     for (let attempt = 0; ; attempt++) {
       const address = await startShim(ctx, options);
       try {
-        const task = await this.attach(ns, id, paths, ctx, await TtrpcClient.connect(address), log);
+        const task = this.attach(ns, id, paths, ctx, await this.clientFor(address), log);
         this.groupHints.set(hintKey(ctx), address);
         return task;
       } catch (err) {
@@ -131,23 +147,42 @@ export class TaskManager {
    * Asks the shim that took this namespace's last task to take this one too, saving
    * a `start` process; the shim decides by its own grouping rule. Undefined: run `start`.
    */
-  private async tryJoin(ns: string, id: string, paths: BundlePaths, ctx: ShimContext, log?: Socket): Promise<ShimTask | undefined> {
+  private async tryJoin(ns: string, id: string, paths: BundlePaths, ctx: ShimContext): Promise<ShimTask | undefined> {
     const address = this.groupHints.get(hintKey(ctx));
     if (!address || this.noJoin.has(ctx.binary)) return undefined;
-    const client = await TtrpcClient.connect(address).catch(() => undefined);
+    const client = await this.clientFor(address).catch(() => undefined);
     if (!client) {
       this.groupHints.delete(hintKey(ctx));
       return undefined;
     }
     try {
       const res = await client.service(boxdShim.GroupService).Join({ id, namespace: ns, bundle: paths.bundle }, { timeoutMs: 2000 });
-      if (res.joined) return await this.attach(ns, id, paths, ctx, client, log);
+      if (res.joined) return this.attach(ns, id, paths, ctx, client);
     } catch (err) {
       if (isCode(err, Code.UNIMPLEMENTED)) this.noJoin.add(ctx.binary);
       else this.logger.debug({ err, task: id, address }, 'join failed; running start');
     }
-    await client.close().catch(() => undefined);
     return undefined;
+  }
+
+  /** The shared connection to the shim at `address`, made on first use and dropped when it closes. */
+  private clientFor(address: string): Promise<TtrpcClient> {
+    const known = this.shimClients.get(address);
+    if (known) return known;
+    const connecting = TtrpcClient.connect(address).then(
+      (client) => {
+        client.onClose(() => {
+          if (this.shimClients.get(address) === connecting) this.shimClients.delete(address);
+        });
+        return client;
+      },
+      (err: unknown) => {
+        this.shimClients.delete(address);
+        throw err;
+      },
+    );
+    this.shimClients.set(address, connecting);
+    return connecting;
   }
 
   private shimContext(ns: string, id: string, paths: BundlePaths, binary: string): ShimContext {
@@ -155,10 +190,10 @@ export class TaskManager {
     return { binary, bundle: paths.bundle, namespace: ns, id, address: o.address, ttrpcAddress: o.ttrpcAddress, publishBinary: o.publishBinary };
   }
 
-  private async attach(ns: string, id: string, paths: BundlePaths, ctx: ShimContext, client: TtrpcClient, log?: Socket): Promise<ShimTask> {
+  private attach(ns: string, id: string, paths: BundlePaths, ctx: ShimContext, client: TtrpcClient, log?: Socket): ShimTask {
     const task: ShimTask = { ns, id, paths, ctx, client, task: client.service(taskV2.TaskService), log, deleted: false };
     this.tasks.set(key(ns, id), task);
-    client.onClose(() => {
+    task.unwatch = client.onClose(() => {
       if (!task.deleted) void this.shimDied(task);
     });
     return task;
@@ -182,11 +217,12 @@ export class TaskManager {
     this.removals.set(k, removal);
   }
 
+  /** Drops the task; its shim's connection stays for the shim's other tasks, and goes when the shim does. */
   private async forget(task: ShimTask): Promise<void> {
     task.deleted = true;
     this.tasks.delete(key(task.ns, task.id));
+    task.unwatch?.();
     task.log?.destroy();
-    await task.client.close().catch(() => undefined);
   }
 
   /** The shim went away with the task still registered: report its end as containerd does. */
@@ -212,7 +248,7 @@ export class TaskManager {
       try {
         if (!address) throw new NotFoundError('no shim address');
         const log = followShimLog(paths.bundle, this.logger);
-        const task = await this.attach(ns, id, paths, ctx, await TtrpcClient.connect(address), log);
+        const task = this.attach(ns, id, paths, ctx, await this.clientFor(address), log);
         await task.task.Connect({ id }, { timeoutMs: 5000 });
         this.logger.info({ ns, task: id }, 'reconnected to shim');
       } catch (err) {
@@ -230,8 +266,10 @@ export class TaskManager {
     for (const t of this.tasks.values()) {
       t.deleted = true;
       t.log?.destroy();
-      await t.client.close().catch(() => undefined);
     }
     this.tasks.clear();
+    const clients = await Promise.allSettled(this.shimClients.values());
+    this.shimClients.clear();
+    await Promise.all(clients.map((c) => (c.status === 'fulfilled' ? c.value.close().catch(() => undefined) : undefined)));
   }
 }
