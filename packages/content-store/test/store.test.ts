@@ -67,6 +67,8 @@ describe('files on disk', () => {
     const ref = 'layer-on-disk';
     const writer = await store.writer({ ref, total: BigInt(data.length), expected: '' });
     await writer.write(data.subarray(0, 1000));
+    // A write is answered with its bytes on their way to the file (one in flight); settle() waits for them.
+    await writer.settle();
     const ingestData = join(root, 'ingest', createHash('sha256').update(ref).digest('hex'), 'data');
     expect((await stat(ingestData)).size).toBe(1000);
     await writer.write(data.subarray(1000));

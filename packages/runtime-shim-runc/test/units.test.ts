@@ -123,7 +123,10 @@ describe('cold start from the shell entry', () => {
     const socket = shimSocketPath(join(dir, 'c.sock'), namespace, groupKey('per-namespace', 't0'), env);
     expect(addresses[0]).toBe(`unix://${socket}`);
 
-    const daemons = await findProcesses((argv) => argv.includes(namespace) && !argv.includes('start'));
+    // A start that lost the claim has printed the winner's address and is on its way out.
+    const daemonsOfGroup = () => findProcesses((argv) => argv.includes(namespace) && !argv.includes('start'));
+    await waitFor(async () => (await daemonsOfGroup()).length === 1, 5000);
+    const daemons = await daemonsOfGroup();
     expect(daemons).toHaveLength(1);
     const argv = daemons[0]!.argv;
     expect(argv[0]).toBe('containerd-shim-boxd-v2');
