@@ -24,6 +24,8 @@ beforeAll(async () => {
   image = await buildTestImage({ dir });
   // containerd inherits our environment and finds the shim binary through PATH.
   process.env.PATH = `${SHIM_BIN_DIR}:${originalPath}`;
+  // The shim's exit after its last task is watched here: a short linger.
+  process.env.BOXD_SHIM_IDLE_EXIT_MS = '2000';
   cd = await startContainerd({ dir: join(dir, 'cd') });
   const imported = await cd.ctr(['images', 'import', image.archive]);
   expect(imported.code, imported.stderr).toBe(0);
@@ -31,6 +33,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   process.env.PATH = originalPath;
+  delete process.env.BOXD_SHIM_IDLE_EXIT_MS;
   await cd?.stop();
   await cleanupTempDirs();
 });

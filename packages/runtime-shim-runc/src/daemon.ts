@@ -22,7 +22,12 @@ import { SOCKET_ENV, type ClaimedListener } from './start.js';
 
 const INHERITED_LISTENER_FD = 3;
 export const IDLE_EXIT_ENV = 'BOXD_SHIM_IDLE_EXIT_MS';
-export const DEFAULT_IDLE_EXIT_MS = 2_000;
+/**
+ * An idle shim stays this long for the group's next task: the first container after it
+ * has gone pays a Node.js start (~0.2-0.3 s), a task that finds it pays nothing. As the
+ * core's on-demand plugins (idle_exit 60 s), it trades an idle process for that start.
+ */
+export const DEFAULT_IDLE_EXIT_MS = 30_000;
 
 /** How long an idle shim waits after Shutdown before exiting (0: at once, as upstream). */
 export function idleExitDelay(env: NodeJS.ProcessEnv = process.env): number {

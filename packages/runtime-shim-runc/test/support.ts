@@ -71,6 +71,8 @@ export function shimEnv(env: ShimEnv): NodeJS.ProcessEnv {
     TTRPC_ADDRESS: env.ttrpcAddress,
     BOXD_SHIM_SOCKET_DIR: env.socketDir,
     BOXD_SHIM_STATE_DIR: env.stateDir,
+    // The exit paths are what these tests watch: a short linger.
+    BOXD_SHIM_IDLE_EXIT_MS: '2000',
     ...(env.grouping ? { BOXD_SHIM_GROUPING: env.grouping } : {}),
   };
 }
