@@ -202,3 +202,29 @@ it('resets a stream that sends DATA after ending, and goes on serving the connec
   expect(frames.find((f) => f.type === 3 && f.stream === 3)?.payload.readUInt32BE(0)).toBe(5);
   expect(content.InfoResponse.decode(answer(frames, 5).data.subarray(5)).info?.digest).toBe('after');
 });
+
+function hpackInt(value: number, prefixBits: number, first: number): number[] {
+  const max = (1 << prefixBits) - 1;
+  if (value < max) return [first | value];
+  const out = [first | max];
+  for (value -= max; value >= 0x80; value >>= 7) out.push((value & 0x7f) | 0x80);
+  out.push(value);
+  return out;
+}
+
+it('refuses a header list over 64 KiB (here grown through the dynamic table) with 431, and serves the next stream', async () => {
+  const value = 'v'.repeat(4000);
+  // One literal added to the table, then twenty one-byte references to it: ~80 KiB decoded.
+  const indexed = Buffer.from([...hpackInt(0, 6, 0x40), ...hpackInt(5, 7, 0), ...Buffer.from('x-big'), ...hpackInt(value.length, 7, 0), ...Buffer.from(value)]);
+  const block = Buffer.concat([requestBlock('/containerd.services.content.v1.Content/Info'), indexed, Buffer.alloc(20, 0xbe)]);
+  const { frames } = await rawSession(
+    [frame(1, 0x4 | 0x1, 1, block), frame(1, 0x4, 3, requestBlock('/containerd.services.content.v1.Content/Info')), frame(0, 0x1, 3, infoRequest('next'))],
+    endedStream(3),
+  );
+  const settings = frames.find((f) => f.type === 4 && !(f.flags & 1))!;
+  const advertised = new Map<number, number>();
+  for (let i = 0; i < settings.payload.length; i += 6) advertised.set(settings.payload.readUInt16BE(i), settings.payload.readUInt32BE(i + 2));
+  expect(advertised.get(6)).toBe(64 << 10);
+  expect(answer(frames, 1).fields).toEqual([[':status', '431']]);
+  expect(content.InfoResponse.decode(answer(frames, 3).data.subarray(5)).info?.digest).toBe('next');
+});

@@ -32,6 +32,11 @@ export interface ConnectionOptions {
 
 /** A header block (with its CONTINUATIONs) larger than this ends the connection. */
 const MAX_HEADER_BLOCK = 256 << 10;
+/**
+ * Decoded request headers (names, values and 32 bytes each, as RFC 9113 counts) past
+ * this are refused with HTTP 431; we advertise it as SETTINGS_MAX_HEADER_LIST_SIZE.
+ */
+const MAX_HEADER_LIST = 64 << 10;
 /** Frames up to this size in all are copied into one buffer for the write. */
 const COALESCE_BYTES = 64 << 10;
 /** Socket buffer past which stream writers are told to wait. */
@@ -63,7 +68,13 @@ export class H2ServerConnection implements StreamHost {
     private readonly onStream: (stream: H2Stream) => void,
   ) {
     this.recvWindow = options.connectionWindow;
-    this.queue(frameHeader(6, FrameType.Settings, 0, 0), settingsPayload([[Setting.InitialWindowSize, options.streamWindow]]));
+    this.queue(
+      frameHeader(12, FrameType.Settings, 0, 0),
+      settingsPayload([
+        [Setting.InitialWindowSize, options.streamWindow],
+        [Setting.MaxHeaderListSize, MAX_HEADER_LIST],
+      ]),
+    );
     const extra = options.connectionWindow - DEFAULT_WINDOW;
     if (extra > 0) this.queue(frameHeader(4, FrameType.WindowUpdate, 0, 0), u32Payload(extra));
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
@@ -271,6 +282,7 @@ export class H2ServerConnection implements StreamHost {
     }
     this.streams.set(streamId, stream);
     if (endStream) stream.receiveEnd();
+    if (headerListSize(fields) > MAX_HEADER_LIST) return stream.respond([[':status', '431']], true);
     this.onStream(stream);
   }
 
@@ -443,6 +455,12 @@ function unpad(payload: Buffer): Buffer {
   const pad = payload[0]!;
   if (pad >= payload.length) throw new ConnectionError(ErrorCode.ProtocolError, 'padding longer than the frame');
   return payload.subarray(1, payload.length - pad);
+}
+
+function headerListSize(fields: HeaderList): number {
+  let size = 0;
+  for (const [name, value] of fields) size += name.length + value.length + 32;
+  return size;
 }
 
 function toHeaders(fields: HeaderList): RequestHeaders {
