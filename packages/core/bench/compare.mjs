@@ -66,11 +66,12 @@ async function timed(fn) {
   return Number(process.hrtime.bigint() - start) / 1e6;
 }
 
-// A namespace of its own per run: runc keeps task state per namespace machine-wide.
+// A namespace of its own per run and system: runc keeps task state per namespace
+// machine-wide, and the run phase has both systems up at once.
 const NS = `bench${process.pid}`;
 
 async function ok(sys, args) {
-  const res = await sys.ctr(['-n', NS, ...args]);
+  const res = await sys.ctr(['-n', sys.ns ?? NS, ...args]);
   if (res.code !== 0) throw new Error(`ctr ${args.join(' ')}: ${res.stderr}`);
   return res.stdout;
 }
@@ -138,7 +139,8 @@ const results = {};
 // ones is several times slower, and whichever system runs after a deletion pays for it).
 const TMPFS = process.env.BENCH_TMPFS === '1';
 
-async function measure(name, small, big, blobs) {
+/** Idle memory, then what runs alone on a fresh root: ingest, the large import, the image list. */
+async function measure(name, big, blobs) {
   const dir = await tempDir(`bx-bench-${name}-`);
   if (TMPFS) await run('mount', ['-t', 'tmpfs', '-o', 'size=12g', 'tmpfs', dir]);
   const sys = await systems[name](join(dir, name));
@@ -148,39 +150,82 @@ async function measure(name, small, big, blobs) {
     r.idlePssKb = await pss(await sys.daemonPids());
     if (blobs) r.ingestMs = await ingest(sys, blobs);
     if (only.has('import')) r.importMs = await timed(() => ok(sys, ['images', 'import', big.archive]));
-    if (only.has('run') || only.has('memory')) await ok(sys, ['images', 'import', small.archive]);
-    if (only.has('run')) {
-      const times = [];
-      for (let i = 0; i < RUNS; i++) times.push(await timed(() => ok(sys, ['run', '--rm', small.ref, `rm${i}`, 'true'])));
-      r.runRmMedianMs = median(times);
-    }
     if (only.has('list')) r.imagesListMs = await imagesList(sys);
-    if (only.has('memory')) {
-      // Let what the import and the runs set going settle first: plugins starting or
-      // stopping on demand, and V8 handing back a fresh process's start-up heap (it
-      // does so some 8 s after start), which would otherwise be counted as a saving.
-      await new Promise((res) => setTimeout(res, 10_000));
-      const basePids = await sys.daemonPids();
-      const basePss = new Map(await Promise.all(basePids.map(async (pid) => [pid, await pss([pid])])));
-      r.detachedMs = await timed(async () => {
-        for (let i = 0; i < DETACHED; i++) await ok(sys, ['run', '-d', small.ref, `d${i}`, 'sleep', '600']);
-      });
-      await new Promise((res) => setTimeout(res, 2000));
-      // A plugin that stopped meanwhile (started on demand, now idle) is no saving the
-      // containers made: the base counts only processes still there. One started for
-      // them counts in full, as do the shims.
-      const loadedPids = await sys.daemonPids();
-      const base = loadedPids.reduce((sum, pid) => sum + (basePss.get(pid) ?? 0), 0);
-      const loaded = await pss([...loadedPids, ...(await sys.shimPids())]);
-      r.perContainerPssKb = (loaded - base) / DETACHED;
-      for (let i = 0; i < DETACHED; i++) await sys.ctr(['-n', NS, 'tasks', 'kill', '-s', 'KILL', `d${i}`]);
-      await new Promise((res) => setTimeout(res, 1000));
-      for (let i = 0; i < DETACHED; i++) await sys.ctr(['-n', NS, 'tasks', 'delete', `d${i}`]);
-    }
   } finally {
     await sys.stop();
     if (TMPFS) await run('umount', [dir]);
     await removeDir(dir);
+  }
+}
+
+/** Runs `fn(name)` for both systems, alternating which goes first, so drift in the machine's speed hits both alike. */
+async function alternately(i, fn) {
+  const order = i % 2 ? ['boxd', 'containerd'] : ['containerd', 'boxd'];
+  for (const name of order) await fn(name);
+}
+
+/**
+ * Containers, with both systems up on fresh roots and their runs interleaved
+ * (this machine's speed drifts over minutes): `ctr run --rm` latency, then
+ * DETACHED detached starts, and the memory the running containers cost.
+ */
+async function measureRuns(small) {
+  const dirs = {};
+  const up = {};
+  try {
+    for (const name of ['containerd', 'boxd']) {
+      dirs[name] = await tempDir(`bx-bench-run-${name}-`);
+      if (TMPFS) await run('mount', ['-t', 'tmpfs', '-o', 'size=2g', 'tmpfs', dirs[name]]);
+      up[name] = { ...(await systems[name](join(dirs[name], name))), ns: `${NS}-${name}` };
+      await ok(up[name], ['images', 'import', small.archive]);
+    }
+    await new Promise((res) => setTimeout(res, 3000));
+    if (only.has('run')) {
+      const times = { containerd: [], boxd: [] };
+      for (let i = 0; i < RUNS; i++) await alternately(i, async (name) => times[name].push(await timed(() => ok(up[name], ['run', '--rm', small.ref, `rm${i}`, 'true']))));
+      for (const name of ['containerd', 'boxd']) results[name].runRmMedianMs = median(times[name]);
+    }
+    if (only.has('memory')) await measureDetached(up, small);
+  } finally {
+    for (const name of ['containerd', 'boxd']) {
+      await up[name]?.stop();
+      if (TMPFS && dirs[name]) await run('umount', [dirs[name]]);
+      if (dirs[name]) await removeDir(dirs[name]);
+    }
+  }
+}
+
+async function measureDetached(up, small) {
+  // Let what the import and the runs set going settle first: plugins starting or
+  // stopping on demand, and V8 handing back a fresh process's start-up heap (it
+  // does so some 8 s after start), which would otherwise be counted as a saving.
+  await new Promise((res) => setTimeout(res, 10_000));
+  const base = {};
+  for (const name of ['containerd', 'boxd']) {
+    const pids = await up[name].daemonPids();
+    base[name] = new Map(await Promise.all(pids.map(async (pid) => [pid, await pss([pid])])));
+    results[name].detachedMs = 0;
+  }
+  for (let i = 0; i < DETACHED; i++) {
+    await alternately(i, async (name) => (results[name].detachedMs += await timed(() => ok(up[name], ['run', '-d', small.ref, `d${i}`, 'sleep', '600']))));
+  }
+  await new Promise((res) => setTimeout(res, 2000));
+  for (const name of ['containerd', 'boxd']) {
+    const sys = up[name];
+    // A plugin that stopped meanwhile (started on demand, now idle) is no saving the
+    // containers made: the base counts only processes still there. One started for
+    // them counts in full, as do the shims.
+    const loadedPids = await sys.daemonPids();
+    const before = loadedPids.reduce((sum, pid) => sum + (base[name].get(pid) ?? 0), 0);
+    const loaded = await pss([...loadedPids, ...(await sys.shimPids())]);
+    results[name].perContainerPssKb = (loaded - before) / DETACHED;
+  }
+  for (const sys of Object.values(up)) {
+    for (let i = 0; i < DETACHED; i++) await sys.ctr(['-n', sys.ns, 'tasks', 'kill', '-s', 'KILL', `d${i}`]);
+  }
+  await new Promise((res) => setTimeout(res, 1000));
+  for (const sys of Object.values(up)) {
+    for (let i = 0; i < DETACHED; i++) await sys.ctr(['-n', sys.ns, 'tasks', 'delete', `d${i}`]);
   }
 }
 
@@ -189,7 +234,8 @@ const small = await buildTestImage({ dir: imgDir });
 const big = only.has('import') ? await largeImage() : undefined;
 if (big) console.log(`large image: ${(big.compressedBytes / 1e6).toFixed(0)} MB compressed, ${big.files} files, ${big.layers.length} gzip layers`);
 const blobs = only.has('ingest') ? await ingestBlobs(imgDir, INGEST_MB, INGEST_RUNS) : undefined;
-for (const name of ['containerd', 'boxd']) await measure(name, small, big, blobs);
+for (const name of ['containerd', 'boxd']) await measure(name, big, blobs);
+if (only.has('run') || only.has('memory')) await measureRuns(small);
 await removeDir(imgDir);
 
 const rows = [
