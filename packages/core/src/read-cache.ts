@@ -86,7 +86,8 @@ const MAX_ENTRY_BYTES = 64 * 1024;
 const MAX_BYTES = 8 * 1024 * 1024;
 
 export class ReadCache {
-  private readonly entries = new Map<string, { table: Table; value: Buffer }>();
+  /** Per table, so dropping a table's answers (on every relayed write) clears one map. */
+  private readonly entries = new Map<Table, Map<string, Buffer>>(TABLES.map((t) => [t, new Map()]));
   private bytes = 0;
   /** Per table, raised by everything that drops its answers. */
   private readonly epochs = new Map<Table, number>(TABLES.map((t) => [t, 0]));
@@ -134,13 +135,15 @@ export class ReadCache {
   }
 
   get size(): number {
-    return this.entries.size;
+    let n = 0;
+    for (const table of this.entries.values()) n += table.size;
+    return n;
   }
 
   private async read(table: Table, key: string, send: () => Promise<Buffer>): Promise<Buffer> {
     if (this.live) {
-      const hit = this.entries.get(key);
-      if (hit) return hit.value;
+      const hit = this.entries.get(table)!.get(key);
+      if (hit) return hit;
     }
     const epoch = this.epochs.get(table);
     const res = await send();
@@ -160,23 +163,26 @@ export class ReadCache {
   }
 
   private store(table: Table, key: string, value: Buffer): void {
-    if (value.length > MAX_ENTRY_BYTES || this.entries.has(key)) return;
-    this.entries.set(key, { table, value });
+    const answers = this.entries.get(table)!;
+    if (value.length > MAX_ENTRY_BYTES || answers.has(key)) return;
+    answers.set(key, value);
     this.bytes += value.length + key.length;
-    for (const [oldest, old] of this.entries) {
-      if (this.bytes <= MAX_BYTES) break;
-      this.remove(oldest, old.value);
+    // Over budget: the oldest answers go, this table's first.
+    for (const t of [table, ...TABLES]) {
+      for (const [oldest, old] of this.entries.get(t)!) {
+        if (this.bytes <= MAX_BYTES) return;
+        this.entries.get(t)!.delete(oldest);
+        this.bytes -= old.length + oldest.length;
+      }
     }
   }
 
   private drop(tables: readonly Table[]): void {
-    if (tables.length === 0) return;
-    for (const t of tables) this.epochs.set(t, this.epochs.get(t)! + 1);
-    for (const [key, entry] of this.entries) if (tables.includes(entry.table)) this.remove(key, entry.value);
-  }
-
-  private remove(key: string, value: Buffer): void {
-    this.entries.delete(key);
-    this.bytes -= value.length + key.length;
+    for (const t of tables) {
+      this.epochs.set(t, this.epochs.get(t)! + 1);
+      const answers = this.entries.get(t)!;
+      for (const [key, value] of answers) this.bytes -= value.length + key.length;
+      answers.clear();
+    }
   }
 }

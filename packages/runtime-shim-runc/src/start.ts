@@ -76,6 +76,8 @@ async function claimSocket(path: string): Promise<Claim> {
     try {
       chmodSync(tmp, 0o600);
       linkSync(tmp, path);
+      // The group's name is in place; the socket stays bound without its temporary one.
+      rmSync(tmp, { force: true });
       return { server };
     } catch (err) {
       server.close();
@@ -144,7 +146,7 @@ export async function startCommand(flags: ShimFlags): Promise<string> {
   if (claim !== 'existing') {
     const pid = spawnDaemon(flags, bundle, socketPath, claim.server);
     raiseOomScore(pid);
-    // The daemon has its own copy of the listener; closing ours only drops the temporary name.
+    // The daemon has its own copy of the listener; ours is closed.
     await new Promise<void>((resolve) => claim.server.close(() => resolve()));
   }
   writeAddressFile(bundle, address);
@@ -169,8 +171,6 @@ export async function claimAsDaemon(path: string): Promise<ClaimedListener | und
   const early: Socket[] = [];
   if (claim !== 'existing') {
     claim.server.on('connection', (socket: Socket) => early.push(socket));
-    // The group's name is in place; the temporary one is not needed (the socket stays bound).
-    rmSync(`${path}.${process.pid}`, { force: true });
     raiseOomScore(process.pid, Number(process.env[PARENT_ENV]) || process.ppid);
     process.env[SOCKET_ENV] = path;
   }

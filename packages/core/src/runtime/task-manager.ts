@@ -99,7 +99,7 @@ export class TaskManager {
         const res = await task.task.Create({ ...params.request, id: params.id, bundle: paths.bundle, options: params.options });
         return { task, pid: res.pid };
       } catch (err) {
-        if (task) await this.forget(task);
+        if (task) this.forget(task);
         await deleteShim(ctx).catch(() => undefined);
         throw err;
       }
@@ -207,7 +207,7 @@ export class TaskManager {
   async finish(task: ShimTask): Promise<void> {
     task.deleted = true;
     await task.task.Shutdown({ id: task.id }, { timeoutMs: 3000 }).catch(() => undefined);
-    await this.forget(task);
+    this.forget(task);
     const k = key(task.ns, task.id);
     const removal = removeBundle(task.paths)
       .catch((err) => this.logger.warn({ err, task: task.id }, 'bundle removal failed'))
@@ -218,7 +218,7 @@ export class TaskManager {
   }
 
   /** Drops the task; its shim's connection stays for the shim's other tasks, and goes when the shim does. */
-  private async forget(task: ShimTask): Promise<void> {
+  private forget(task: ShimTask): void {
     task.deleted = true;
     this.tasks.delete(key(task.ns, task.id));
     task.unwatch?.();
@@ -229,7 +229,7 @@ export class TaskManager {
   private async shimDied(task: ShimTask): Promise<void> {
     if (this.tasks.get(key(task.ns, task.id)) !== task) return;
     this.logger.warn({ ns: task.ns, task: task.id }, 'shim connection lost; cleaning up');
-    await this.forget(task);
+    this.forget(task);
     const res = await deleteShim(task.ctx).catch(() => ({ pid: 0, exitStatus: 255, exitedAt: timestampFromDate() }));
     const exitedAt = res.exitedAt ?? timestampFromDate();
     await removeBundle(task.paths).catch(() => undefined);
@@ -254,7 +254,7 @@ export class TaskManager {
       } catch (err) {
         this.logger.warn({ err, ns, task: id }, 'shim unreachable; cleaning up its bundle');
         const known = this.tasks.get(key(ns, id));
-        if (known) await this.forget(known);
+        if (known) this.forget(known);
         if (binary) await deleteShim(ctx).catch(() => undefined);
         await removeBundle(paths).catch(() => undefined);
       }

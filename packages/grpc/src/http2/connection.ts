@@ -275,11 +275,11 @@ export class H2ServerConnection implements StreamHost {
     }
     if (streamId <= this.lastStreamId || streamId % 2 === 0) throw new ConnectionError(ErrorCode.ProtocolError, `HEADERS on stream ${streamId}`);
     this.lastStreamId = streamId;
-    const stream = new H2Stream(streamId, toHeaders(fields), this, this.peerInitialWindow, this.options.streamWindow);
     if (this.goingAway) {
       this.queue(frameHeader(4, FrameType.RstStream, 0, streamId), u32Payload(ErrorCode.RefusedStream));
       return;
     }
+    const stream = new H2Stream(streamId, toHeaders(fields), this, this.peerInitialWindow, this.options.streamWindow);
     this.streams.set(streamId, stream);
     if (endStream) stream.receiveEnd();
     if (headerListSize(fields) > MAX_HEADER_LIST) return stream.respond([[':status', '431']], true);
