@@ -84,6 +84,33 @@ describe('read cache: each write is seen by the next read', () => {
     }
   });
 
+  it('snapshot mounts: the prepared snapshot\'s, until it is committed or removed', async () => {
+    // KEY [PARENT] KIND: a base layer has no parent column.
+    const rows = (await ok(['snapshots', 'ls'])).trim().split('\n').slice(1).map((l) => l.trim().split(/\s+/));
+    const parents = new Set(rows.map((r) => (r.length === 3 ? r[1] : '')));
+    const top = rows.find((r) => r.at(-1) === 'Committed' && !parents.has(r[0]))![0]!;
+    const mounts = async (key: string) => ok(['snapshots', 'mounts', '/tmp/target', key]);
+    const upper = (text: string) => /upperdir=([^,\s]+)/.exec(text)?.[1];
+
+    await ok(['snapshots', 'prepare', 'm-active', top]);
+    const first = await mounts('m-active');
+    expect(upper(first)).toMatch(/\/fs$/);
+    expect(await mounts('m-active')).toBe(first);
+
+    await ok(['snapshots', 'commit', 'm-done', 'm-active']);
+    expect((await ctr(['snapshots', 'mounts', '/tmp/target', 'm-active'])).stderr).toMatch(/not found/);
+
+    // The same client key again is a new snapshot with directories of its own.
+    await ok(['snapshots', 'prepare', 'm-active', 'm-done']);
+    const again = await mounts('m-active');
+    expect(upper(again)).toMatch(/\/fs$/);
+    expect(upper(again)).not.toBe(upper(first));
+    expect(again).toContain(upper(first)!);
+    await ok(['snapshots', 'rm', 'm-active']);
+    expect((await ctr(['snapshots', 'mounts', '/tmp/target', 'm-active'])).code).not.toBe(0);
+    await ok(['snapshots', 'rm', 'm-done']);
+  });
+
   it('an image removed with --sync takes its blobs at once', async () => {
     const tag = 'docker.io/library/readcache:sync';
     const other = 'readcache-sync';

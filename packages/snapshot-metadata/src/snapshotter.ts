@@ -131,7 +131,7 @@ export class Snapshotter {
     // Fail fast, before copying or creating anything; the transaction checks again.
     validateLabels(labels);
     const parentIds = this.store.checkCreate(key, parent);
-    const building = await this.dirs.startBuilding();
+    const building = this.dirs.startBuilding();
     try {
       await this.backend.populate(building, kind, this.parentDirs(parentIds));
       const { info, parentIds: ids } = this.store.create(kind, key, parent, labels, {

@@ -65,7 +65,7 @@ describe('Snapshotter', () => {
   });
 
   it('Cleanup leaves a Prepare in progress alone', async () => {
-    const building = await sn.dirs.startBuilding();
+    const building = sn.dirs.startBuilding();
     expect(await sn.cleanup()).toEqual([]);
     await sn.dirs.finish(building);
     expect(await readdir(join(root, 'snapshots'))).toEqual([]);

@@ -4,8 +4,7 @@
  * directory (active snapshots only). A snapshot's full tree is its `fs` over
  * the `fs` of every ancestor.
  */
-import { existsSync } from 'node:fs';
-import { chmod, lchown, mkdir, stat } from 'node:fs/promises';
+import { chmodSync, existsSync, lchownSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Kind, diskUsage, type Mount, type SnapshotBackend } from '@boxd/snapshot-metadata';
 
@@ -44,17 +43,19 @@ function bind(source: string, readOnly: boolean): Mount {
 export function overlayBackend(options: OverlayOptions = {}): SnapshotBackend {
   const indexOff = options.indexOff ?? kernelHasOverlayIndex();
   return {
+    // A handful of metadata operations on a local directory: done synchronously, each
+    // takes microseconds, where a trip through libuv's thread pool costs a hundred or more.
     async populate(dir, kind, parentDirs) {
-      await mkdir(upper(dir));
-      await chmod(upper(dir), 0o755);
+      mkdirSync(upper(dir));
+      chmodSync(upper(dir), 0o755);
       if (kind === Kind.ACTIVE) {
-        await mkdir(work(dir));
-        await chmod(work(dir), 0o711);
+        mkdirSync(work(dir));
+        chmodSync(work(dir), 0o711);
       }
       // The root of the merged tree keeps the owner the layers below gave it.
       if (parentDirs.length > 0) {
-        const below = await stat(upper(parentDirs[0]!));
-        await lchown(upper(dir), below.uid, below.gid);
+        const below = statSync(upper(parentDirs[0]!));
+        lchownSync(upper(dir), below.uid, below.gid);
       }
     },
     mounts: (kind, dir, parentDirs) => overlayMounts(kind, dir, parentDirs, indexOff),

@@ -11,6 +11,7 @@ import {
   snapshots,
   type CallContext,
   type ServiceClient,
+  type types,
   type ServiceImplementation,
 } from '@boxd/api';
 import { forwardOptions, plainOptions } from '../forward.js';
@@ -19,9 +20,38 @@ import type { EventPublisher } from '../events.js';
 type Backend = ServiceClient<typeof snapshots.SnapshotsService>;
 type Index = ServiceClient<typeof boxdMetadata.SnapshotIndexService>;
 
+/**
+ * The mounts of active snapshots and views, by snapshotter and backend key.
+ * `ctr run` asks for the mounts of the snapshot it just prepared twice, and the
+ * answer never changes while the snapshot lives: a backend key names one
+ * snapshot only (the index never hands out a key twice), so an entry can be
+ * stale only for a key no client can resolve any more. Bounded, oldest out.
+ */
+class MountsCache {
+  private readonly entries = new Map<string, types.Mount[]>();
+
+  constructor(private readonly limit = 1024) {}
+
+  get(snapshotter: string, key: string): types.Mount[] | undefined {
+    return this.entries.get(`${snapshotter}\0${key}`);
+  }
+
+  set(snapshotter: string, key: string, mounts: types.Mount[]): void {
+    const id = `${snapshotter}\0${key}`;
+    this.entries.delete(id);
+    this.entries.set(id, mounts);
+    if (this.entries.size > this.limit) this.entries.delete(this.entries.keys().next().value!);
+  }
+
+  delete(snapshotter: string, key: string): void {
+    this.entries.delete(`${snapshotter}\0${key}`);
+  }
+}
+
 
 export function snapshotsService(backend: (snapshotter: string) => Backend, index: () => Index, publisher: EventPublisher): ServiceImplementation<typeof snapshots.SnapshotsService> {
   const ns = (ctx: CallContext) => namespaceOf(ctx) ?? '';
+  const mountsOf = new MountsCache();
   const backendOf = (name: string) => {
     if (!name) throw new NotFoundError('snapshotter not specified');
     return backend(name);
@@ -32,6 +62,7 @@ export function snapshotsService(backend: (snapshotter: string) => Backend, inde
     const planned = await index()[kind](req, forwardOptions(ctx));
     try {
       const { mounts } = await target[kind]({ snapshotter: req.snapshotter, key: planned.key, parent: planned.parent, labels: planned.labels }, plainOptions(ctx));
+      mountsOf.set(req.snapshotter, planned.key, mounts);
       publisher.publish(ns(ctx), '/snapshot/prepare', events.SnapshotPrepare, { key: req.key, parent: req.parent });
       return { mounts };
     } catch (err) {
@@ -48,11 +79,16 @@ export function snapshotsService(backend: (snapshotter: string) => Backend, inde
     async Mounts(req, ctx) {
       const target = backendOf(req.snapshotter);
       const resolved = await index().Resolve(req, forwardOptions(ctx));
-      return target.Mounts({ snapshotter: req.snapshotter, key: resolved.key }, plainOptions(ctx));
+      const known = mountsOf.get(req.snapshotter, resolved.key);
+      if (known) return { mounts: known };
+      const res = await target.Mounts({ snapshotter: req.snapshotter, key: resolved.key }, plainOptions(ctx));
+      mountsOf.set(req.snapshotter, resolved.key, res.mounts);
+      return res;
     },
     async Commit(req, ctx) {
       const target = backendOf(req.snapshotter);
       const planned = await index().Commit(req, forwardOptions(ctx));
+      mountsOf.delete(req.snapshotter, planned.key);
       try {
         await target.Commit({ snapshotter: req.snapshotter, name: planned.name, key: planned.key, labels: planned.labels }, plainOptions(ctx));
       } catch (err) {
