@@ -3,95 +3,71 @@
  * `ctr` ask for the same image, namespace, container and blob records a dozen
  * times, and each answer is a hop to another process; a hit costs a map lookup.
  *
- * An answer is kept only while it is known to be current:
+ * Every kept answer was read from one row of the plugin's store (see
+ * metadata-reads.ts), and is kept only while that row is known to be current:
  * - the plugin's change notices (boxd.metadata.v1.Changes.Watch) are flowing on
  *   the connection; until the first notice, and after the stream ends, nothing
  *   is kept or served;
- * - a notice drops the answers read from the tables it names;
- * - a relayed call that may write drops the answers of the tables it may
- *   write, both when it is sent and when it returns, so a client reads its own
- *   writes even before the notice arrives; a call not known drops everything;
- * - an answer is stored only if its tables were not dropped while it was on
- *   its way and no write to them was in flight, so an answer read before a
- *   change is never kept after it.
+ * - a notice drops the answers of the rows it names, and of each table it
+ *   names without rows (written as a whole);
+ * - a relayed call that may write drops the answers of what it may write, both
+ *   when it is sent and when it returns, so a client reads its own writes even
+ *   before the notice arrives; a call not known drops everything;
+ * - an answer is stored only if its row and table were not dropped while it
+ *   was on its way and no write to them was in flight, so an answer read
+ *   before a change is never kept after it.
  * Changes nobody relayed through the core (garbage collection, expiries) are
  * seen when their notice arrives, as they would be by a client racing them.
  */
+import { METADATA_READS, TABLES, type ReadMethods, type RowKey, type Table, type Touched } from './metadata-reads.js';
 
-import { images, leases } from '@boxd/api';
+export type { ReadMethods } from './metadata-reads.js';
 
-type Table = 'namespaces' | 'images' | 'containers' | 'content' | 'snapshots';
-const TABLES: readonly Table[] = ['namespaces', 'images', 'containers', 'content', 'snapshots'];
-
-export interface ReadMethods {
-  /** service/method → the tables its answer is read from: answers that may be kept. */
-  cached: ReadonlyMap<string, Table>;
-  /** Further calls that write nothing. */
-  reads: ReadonlySet<string>;
-  /** service/method → the tables it may write (given the request); calls in no list may write any. */
-  writes: ReadonlyMap<string, readonly Table[] | ((payload: Uint8Array) => readonly Table[])>;
-}
-
-const NS = 'containerd.services.namespaces.v1.Namespaces';
-const IMAGES = 'containerd.services.images.v1.Images';
-const CONTAINERS = 'containerd.services.containers.v1.Containers';
-const LEASES = 'containerd.services.leases.v1.Leases';
-const CONTENT = 'boxd.metadata.v1.ContentIndex';
-const SNAPSHOTS = 'boxd.metadata.v1.SnapshotIndex';
-
-const each = (service: string, methods: string[]) => methods.map((m) => `${service}/${m}`);
-
-/** What the core asks the metadata plugin, sorted by what it touches. */
-export const METADATA_READS: ReadMethods = {
-  cached: new Map<string, Table>([
-    [`${NS}/Get`, 'namespaces'],
-    [`${IMAGES}/Get`, 'images'],
-    [`${CONTAINERS}/Get`, 'containers'],
-    [`${CONTENT}/Info`, 'content'],
-    [`${SNAPSHOTS}/Stat`, 'snapshots'],
-    [`${SNAPSHOTS}/Resolve`, 'snapshots'],
-  ]),
-  reads: new Set([
-    ...each(NS, ['List']),
-    ...each(IMAGES, ['List']),
-    ...each(CONTAINERS, ['List', 'ListStream']),
-    ...each(LEASES, ['List', 'ListResources']),
-    ...each(CONTENT, ['List', 'Locate', 'GetIngest', 'ListIngests']),
-    ...each(SNAPSHOTS, ['List']),
-    'boxd.metadata.v1.Changes/Watch',
-  ]),
-  // A delete with `sync` collects garbage before it returns, which may remove
-  // content and snapshots; namespace changes are left out: they may write anything.
-  writes: new Map<string, readonly Table[] | ((payload: Uint8Array) => readonly Table[])>([
-    [`${IMAGES}/Delete`, (payload) => (images.DeleteImageRequest.decode(payload).sync ? TABLES : ['images'])],
-    [`${LEASES}/Delete`, (payload) => (leases.DeleteRequest.decode(payload).sync ? TABLES : [])],
-    ...each(IMAGES, ['Create', 'Update']).map((m) => [m, ['images']] as const),
-    ...each(CONTAINERS, ['Create', 'Update', 'Delete']).map((m) => [m, ['containers']] as const),
-    ...each(LEASES, ['Create', 'AddResource', 'DeleteResource']).map((m) => [m, []] as const),
-    ...each(CONTENT, ['Update', 'Delete', 'Add', 'OpenIngest', 'PrepareCommit', 'AbortIngest']).map((m) => [m, ['content']] as const),
-    ...each(SNAPSHOTS, ['Prepare', 'View', 'Commit', 'AbortCommit', 'Update', 'Remove']).map((m) => [m, ['snapshots']] as const),
-  ]),
-};
-
-/** A request that does not decode may still be taken by the plugin somehow: assume the worst. */
-function writesOf(tablesFor: (payload: Uint8Array) => readonly Table[], payload: Uint8Array): readonly Table[] {
-  try {
-    return tablesFor(payload);
-  } catch {
-    return TABLES;
-  }
+/** A change notice as the plugin sends it. */
+export interface Notice {
+  tables?: string[];
+  rows?: Array<{ table?: string; key?: string[] }>;
 }
 
 const MAX_ENTRY_BYTES = 64 * 1024;
 const MAX_BYTES = 8 * 1024 * 1024;
+/** Rows whose last drop is remembered; past this, every table counts as dropped now. */
+const MAX_DROPPED_ROWS = 10_000;
+
+const rowId = (table: Table, key: RowKey) => `${table}\0${JSON.stringify(key)}`;
+
+/** A request that does not decode may still be taken by the plugin somehow: assume the worst. */
+function touchedBy(describe: (payload: Uint8Array, ns: string) => Touched, payload: Uint8Array, ns: string): Touched {
+  try {
+    return describe(payload, ns);
+  } catch {
+    return { tables: TABLES, rows: [] };
+  }
+}
+
+/** Counts per name, gone at zero. */
+class Counter extends Map<string, number> {
+  up(name: string): void {
+    this.set(name, (this.get(name) ?? 0) + 1);
+  }
+
+  down(name: string): void {
+    const n = (this.get(name) ?? 0) - 1;
+    if (n > 0) this.set(name, n);
+    else this.delete(name);
+  }
+}
 
 export class ReadCache {
-  /** Per table, so dropping a table's answers (on every relayed write) clears one map. */
-  private readonly entries = new Map<Table, Map<string, Buffer>>(TABLES.map((t) => [t, new Map()]));
+  /** table → row → request key → answer: a drop clears a row or a table in one step. */
+  private readonly entries = new Map<Table, Map<string, Map<string, Buffer>>>(TABLES.map((t) => [t, new Map()]));
   private bytes = 0;
-  /** Per table, raised by everything that drops its answers. */
-  private readonly epochs = new Map<Table, number>(TABLES.map((t) => [t, 0]));
-  private readonly writesInFlight = new Map<Table, number>(TABLES.map((t) => [t, 0]));
+  /** Raised by every drop; an answer may be kept if nothing it depends on was dropped after it was asked for. */
+  private clock = 0;
+  private readonly tableDroppedAt = new Map<Table, number>(TABLES.map((t) => [t, 0]));
+  private rowDroppedAt = new Map<string, number>();
+  /** Writes in flight, by table (whole-table writes) and by row. */
+  private readonly writing = new Counter();
   /** The watch whose notices are trusted; older ones are ignored. */
   private watchId = 0;
   private live = false;
@@ -101,25 +77,34 @@ export class ReadCache {
   /** A unary call through the cache: kept, passed straight on, or treated as a write. */
   call(service: string, method: string, namespace: string, payload: Uint8Array, send: () => Promise<Buffer>): Promise<Buffer> {
     const name = `${service}/${method}`;
-    const table = this.methods.cached.get(name);
-    if (table) return this.read(table, `${name}\0${namespace}\0${Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('latin1')}`, send);
+    const read = this.methods.cached.get(name);
+    if (read) {
+      let key: RowKey;
+      try {
+        key = read.row(payload, namespace);
+      } catch {
+        return send();
+      }
+      const request = `${name}\0${namespace}\0${Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('latin1')}`;
+      return this.read(read.table, rowId(read.table, key), request, send);
+    }
     if (this.methods.reads.has(name)) return send();
-    const writes = this.methods.writes.get(name) ?? TABLES;
-    return this.write(typeof writes === 'function' ? writesOf(writes, payload) : writes, send);
+    const writes = this.methods.writes.get(name);
+    return this.write(writes ? touchedBy(writes, payload, namespace) : { tables: TABLES, rows: [] }, send);
   }
 
   /** Takes the notices of a watch stream; the previous watch, if any, stops counting. */
-  async follow(notices: AsyncIterable<{ tables?: string[] }>): Promise<void> {
+  async follow(notices: AsyncIterable<Notice>): Promise<void> {
     const id = ++this.watchId;
     this.goDown();
     try {
       for await (const notice of notices) {
         if (id !== this.watchId) return;
         if (!this.live) {
-          this.drop(TABLES);
+          this.drop({ tables: TABLES, rows: [] });
           this.live = true;
         }
-        this.drop((notice.tables ?? []).filter((t): t is Table => this.epochs.has(t as Table)));
+        this.drop(this.touchedByNotice(notice));
       }
     } catch {
       // The connection went or the plugin has no Changes service: nothing is kept.
@@ -131,58 +116,94 @@ export class ReadCache {
   /** The connection the notices came on is gone. */
   goDown(): void {
     this.live = false;
-    this.drop(TABLES);
+    this.drop({ tables: TABLES, rows: [] });
   }
 
   get size(): number {
     let n = 0;
-    for (const table of this.entries.values()) n += table.size;
+    for (const rows of this.entries.values()) for (const answers of rows.values()) n += answers.size;
     return n;
   }
 
-  private async read(table: Table, key: string, send: () => Promise<Buffer>): Promise<Buffer> {
+  /** A table named without rows was written as a whole; tables the cache does not keep are left out. */
+  private touchedByNotice(notice: Notice): Touched {
+    const known = (t: string | undefined): t is Table => this.tableDroppedAt.has(t as Table);
+    const rows = (notice.rows ?? []).filter((r) => known(r.table)).map((r) => ({ table: r.table as Table, key: r.key ?? [] }));
+    const withRows = new Set(rows.map((r) => r.table));
+    return { tables: (notice.tables ?? []).filter(known).filter((t) => !withRows.has(t)), rows };
+  }
+
+  private async read(table: Table, row: string, request: string, send: () => Promise<Buffer>): Promise<Buffer> {
     if (this.live) {
-      const hit = this.entries.get(table)!.get(key);
+      const hit = this.entries.get(table)!.get(row)?.get(request);
       if (hit) return hit;
     }
-    const epoch = this.epochs.get(table);
+    const askedAt = this.clock;
     const res = await send();
-    if (this.live && this.epochs.get(table) === epoch && this.writesInFlight.get(table) === 0) this.store(table, key, res);
+    if (this.live && this.unchangedSince(table, row, askedAt)) this.store(table, row, request, res);
     return res;
   }
 
-  private async write(tables: readonly Table[], send: () => Promise<Buffer>): Promise<Buffer> {
-    this.drop(tables);
-    for (const t of tables) this.writesInFlight.set(t, this.writesInFlight.get(t)! + 1);
+  private unchangedSince(table: Table, row: string, askedAt: number): boolean {
+    return (
+      this.tableDroppedAt.get(table)! <= askedAt &&
+      (this.rowDroppedAt.get(row) ?? 0) <= askedAt &&
+      !this.writing.has(table) &&
+      !this.writing.has(row)
+    );
+  }
+
+  private async write(touched: Touched, send: () => Promise<Buffer>): Promise<Buffer> {
+    const names = [...touched.tables, ...touched.rows.map((r) => rowId(r.table, r.key))];
+    this.drop(touched);
+    for (const n of names) this.writing.up(n);
     try {
       return await send();
     } finally {
-      for (const t of tables) this.writesInFlight.set(t, this.writesInFlight.get(t)! - 1);
-      this.drop(tables);
+      for (const n of names) this.writing.down(n);
+      this.drop(touched);
     }
   }
 
-  private store(table: Table, key: string, value: Buffer): void {
-    const answers = this.entries.get(table)!;
-    if (value.length > MAX_ENTRY_BYTES || answers.has(key)) return;
-    answers.set(key, value);
-    this.bytes += value.length + key.length;
-    // Over budget: the oldest answers go, this table's first.
+  private store(table: Table, row: string, request: string, value: Buffer): void {
+    const rows = this.entries.get(table)!;
+    let answers = rows.get(row);
+    if (value.length > MAX_ENTRY_BYTES || answers?.has(request)) return;
+    if (!answers) rows.set(row, (answers = new Map()));
+    answers.set(request, value);
+    this.bytes += value.length + request.length;
+    // Over budget: the oldest rows go, this table's first.
     for (const t of [table, ...TABLES]) {
-      for (const [oldest, old] of this.entries.get(t)!) {
+      for (const oldest of this.entries.get(t)!.keys()) {
         if (this.bytes <= MAX_BYTES) return;
-        this.entries.get(t)!.delete(oldest);
-        this.bytes -= old.length + oldest.length;
+        this.forgetRow(t, oldest);
       }
     }
   }
 
-  private drop(tables: readonly Table[]): void {
-    for (const t of tables) {
-      this.epochs.set(t, this.epochs.get(t)! + 1);
-      const answers = this.entries.get(t)!;
-      for (const [key, value] of answers) this.bytes -= value.length + key.length;
-      answers.clear();
+  private drop(touched: Touched): void {
+    this.clock++;
+    for (const t of touched.tables) {
+      this.tableDroppedAt.set(t, this.clock);
+      for (const row of this.entries.get(t)!.keys()) this.forgetRow(t, row);
     }
+    for (const { table, key } of touched.rows) {
+      const row = rowId(table, key);
+      this.rowDroppedAt.set(row, this.clock);
+      this.forgetRow(table, row);
+    }
+    if (this.rowDroppedAt.size > MAX_DROPPED_ROWS) {
+      // Forgetting which rows changed when is safe only if every table counts as changed now.
+      for (const t of TABLES) this.tableDroppedAt.set(t, this.clock);
+      this.rowDroppedAt = new Map();
+    }
+  }
+
+  private forgetRow(table: Table, row: string): void {
+    const rows = this.entries.get(table)!;
+    const answers = rows.get(row);
+    if (!answers) return;
+    for (const [request, value] of answers) this.bytes -= value.length + request.length;
+    rows.delete(row);
   }
 }

@@ -1,6 +1,6 @@
 /** The core's cache of metadata answers: what it keeps, and when it must let go. */
 import { describe, expect, it } from 'vitest';
-import { images, leases } from '@boxd/api';
+import { containers, content, images, leases } from '@boxd/api';
 import { ReadCache } from '../src/read-cache.js';
 
 const CONTAINERS = 'containerd.services.containers.v1.Containers';
@@ -9,14 +9,16 @@ const CONTENT = 'boxd.metadata.v1.ContentIndex';
 const LEASES = 'containerd.services.leases.v1.Leases';
 
 /** A notice stream the test pushes into. */
-class Notices implements AsyncIterable<{ tables?: string[] }> {
-  private queue: Array<{ tables?: string[] }> = [];
+type Notice = { tables?: string[]; rows?: Array<{ table: string; key: string[] }> };
+
+class Notices implements AsyncIterable<Notice> {
+  private queue: Notice[] = [];
   private wake?: () => void;
   private ended = false;
   private failure?: Error;
 
-  push(tables: string[] = []): void {
-    this.queue.push({ tables });
+  push(tables: string[] = [], rows: Notice['rows'] = []): void {
+    this.queue.push({ tables, rows });
     this.wake?.();
   }
 
@@ -56,6 +58,8 @@ class Backend {
 
 const settle = () => new Promise((r) => setTimeout(r, 0));
 const req = (s: string) => Buffer.from(s);
+const containerId = (id: string) => containers.GetContainerRequest.encode({ id });
+const containerUpdate = (id: string) => containers.UpdateContainerRequest.encode({ container: { id } as containers.Container });
 
 function deferred<T>() {
   let resolve!: (v: T) => void;
@@ -73,8 +77,8 @@ async function liveCache() {
 }
 
 const get = (cache: ReadCache, backend: Backend, key: string, ns = 'ns') =>
-  cache.call(CONTAINERS, 'Get', ns, req(key), backend.send(key)).then(String);
-const info = (cache: ReadCache, backend: Backend, key: string) => cache.call(CONTENT, 'Info', 'ns', req(key), backend.send(key)).then(String);
+  cache.call(CONTAINERS, 'Get', ns, containerId(key), backend.send(key)).then(String);
+const info = (cache: ReadCache, backend: Backend, key: string) => cache.call(CONTENT, 'Info', 'ns', content.InfoRequest.encode({ digest: key }), backend.send(key)).then(String);
 
 describe('ReadCache', () => {
   it('keeps nothing before the first notice', async () => {
@@ -121,7 +125,7 @@ describe('ReadCache', () => {
     await get(cache, backend, 'c1');
 
     const writeDone = deferred<Buffer>();
-    const write = cache.call(CONTAINERS, 'Update', 'ns', req('c1'), () => writeDone.promise);
+    const write = cache.call(CONTAINERS, 'Update', 'ns', containerUpdate('c1'), () => writeDone.promise);
     // Read while the write is in flight: the plugin may answer from before or after it.
     expect(await get(cache, backend, 'c1')).toBe('old');
     backend.data.set('c1', 'new');
@@ -135,9 +139,9 @@ describe('ReadCache', () => {
   it('an answer asked for during a write and answered after it returns is not kept', async () => {
     const { cache } = await liveCache();
     const writeDone = deferred<Buffer>();
-    const write = cache.call(CONTAINERS, 'Update', 'ns', req('c1'), () => writeDone.promise);
+    const write = cache.call(CONTAINERS, 'Update', 'ns', containerUpdate('c1'), () => writeDone.promise);
     const answer = deferred<Buffer>();
-    const read = cache.call(CONTAINERS, 'Get', 'ns', req('c1'), () => answer.promise);
+    const read = cache.call(CONTAINERS, 'Get', 'ns', containerId('c1'), () => answer.promise);
     writeDone.resolve(Buffer.from(''));
     await write;
     // The plugin read before the write committed.
@@ -152,7 +156,7 @@ describe('ReadCache', () => {
     const { cache, notices } = await liveCache();
     const answer = deferred<Buffer>();
     let calls = 0;
-    const read = cache.call(CONTAINERS, 'Get', 'ns', req('c1'), () => (calls++, answer.promise));
+    const read = cache.call(CONTAINERS, 'Get', 'ns', containerId('c1'), () => (calls++, answer.promise));
     notices.push(['containers']);
     await settle();
     answer.resolve(Buffer.from('stale'));
@@ -168,7 +172,7 @@ describe('ReadCache', () => {
     const backend = new Backend();
     backend.data.set('d1', 'blob');
     const imageWrite = deferred<Buffer>();
-    const write = cache.call(IMAGES, 'Create', 'ns', req('img'), () => imageWrite.promise);
+    const write = cache.call(IMAGES, 'Create', 'ns', images.CreateImageRequest.encode({ image: { name: 'img' } as images.Image }), () => imageWrite.promise);
     await info(cache, backend, 'd1');
     imageWrite.resolve(Buffer.from(''));
     await write;
@@ -251,5 +255,70 @@ describe('ReadCache', () => {
     await get(cache, backend, 'big');
     await get(cache, backend, 'big');
     expect(backend.calls).toBe(2);
+  });
+
+  it('a write to one row keeps the answers read from other rows of its table', async () => {
+    const { cache } = await liveCache();
+    const backend = new Backend();
+    backend.data.set('c1', 'v1');
+    backend.data.set('c2', 'w1');
+    await get(cache, backend, 'c1');
+    await get(cache, backend, 'c2');
+    backend.data.set('c1', 'v2');
+    await cache.call(CONTAINERS, 'Update', 'ns', containerUpdate('c1'), async () => Buffer.from(''));
+    expect(await get(cache, backend, 'c1')).toBe('v2');
+    expect(await get(cache, backend, 'c2')).toBe('w1');
+    expect(backend.calls).toBe(3);
+    // The same id in another namespace is another row.
+    await get(cache, backend, 'c2', 'other');
+    await cache.call(CONTAINERS, 'Update', 'other', containerUpdate('c2'), async () => Buffer.from(''));
+    await get(cache, backend, 'c2');
+    expect(backend.calls).toBe(4);
+  });
+
+  it('a notice drops the rows it names; a table it names without rows goes whole', async () => {
+    const { cache, notices } = await liveCache();
+    const backend = new Backend();
+    for (const id of ['c1', 'c2', 'c3']) backend.data.set(id, id);
+    const fill = async () => {
+      for (const id of ['c1', 'c2', 'c3']) await get(cache, backend, id);
+    };
+    await fill();
+    notices.push(['containers'], [{ table: 'containers', key: ['ns', 'c2'] }]);
+    await settle();
+    await fill();
+    expect(backend.calls).toBe(4);
+    notices.push(['containers']);
+    await settle();
+    await fill();
+    expect(backend.calls).toBe(7);
+  });
+
+  it('an answer in flight when its row is written is not kept; one from another row is', async () => {
+    const { cache, notices } = await liveCache();
+    const stale = deferred<Buffer>();
+    const other = deferred<Buffer>();
+    const read = cache.call(CONTAINERS, 'Get', 'ns', containerId('c1'), () => stale.promise);
+    const readOther = cache.call(CONTAINERS, 'Get', 'ns', containerId('c2'), () => other.promise);
+    notices.push(['containers'], [{ table: 'containers', key: ['ns', 'c1'] }]);
+    await settle();
+    stale.resolve(Buffer.from('stale'));
+    other.resolve(Buffer.from('kept'));
+    await Promise.all([read, readOther]);
+    const backend = new Backend();
+    backend.data.set('c1', 'fresh');
+    expect(await get(cache, backend, 'c1')).toBe('fresh');
+    expect(await get(cache, backend, 'c2')).toBe('kept');
+    expect(backend.calls).toBe(1);
+  });
+
+  it('a read whose request does not decode is passed on and never kept', async () => {
+    const { cache } = await liveCache();
+    let calls = 0;
+    const send = async () => (calls++, Buffer.from('answer'));
+    await cache.call(CONTAINERS, 'Get', 'ns', Buffer.from([0xff, 0xff, 0xff]), send);
+    await cache.call(CONTAINERS, 'Get', 'ns', Buffer.from([0xff, 0xff, 0xff]), send);
+    expect(calls).toBe(2);
+    expect(cache.size).toBe(0);
   });
 });

@@ -1,8 +1,60 @@
 /**
  * The store's generation, raised by every committed write transaction, and the
- * watchers waiting for it to move. Each watcher collects the tables written
- * since it last looked, so one notice may stand for several commits.
+ * watchers waiting for it to move. Each watcher collects what was written since
+ * it last looked, so one notice may stand for several commits.
+ *
+ * What was written is kept per table: the rows, while every write to the table
+ * names its row and there are few enough of them; otherwise the whole table. A
+ * reader that keeps answers per row can then keep the rows nobody touched.
  */
+
+/** Rows past which a table counts as written as a whole. */
+const MAX_ROWS = 64;
+
+/** A row: its key, part by part. */
+export type RowKey = readonly string[];
+
+/** table → the rows written (JSON of each key), or null: the whole table. */
+export type Writes = Map<string, Set<string> | null>;
+
+export interface ChangeNotice {
+  tables: string[];
+  rows: Array<{ table: string; key: string[] }>;
+}
+
+/** A store key as a row key, if it is one: a string or an array of strings. */
+export function rowKeyOf(key: unknown): RowKey | undefined {
+  if (typeof key === 'string') return [key];
+  if (Array.isArray(key) && key.every((part) => typeof part === 'string')) return key as string[];
+  return undefined;
+}
+
+/** Adds a write of `row` (undefined: the whole table) to `writes`. */
+export function addWrite(writes: Writes, table: string, row: RowKey | undefined): void {
+  const rows = writes.get(table);
+  if (rows === null) return;
+  if (!row) {
+    writes.set(table, null);
+    return;
+  }
+  const set = rows ?? new Set<string>();
+  set.add(JSON.stringify(row));
+  writes.set(table, set.size > MAX_ROWS ? null : set);
+}
+
+function mergeWrites(into: Writes, from: Writes): void {
+  for (const [table, rows] of from) {
+    if (rows === null) addWrite(into, table, undefined);
+    else for (const row of rows) addWrite(into, table, JSON.parse(row) as string[]);
+  }
+}
+
+function noticeOf(writes: Writes): ChangeNotice {
+  const rows: ChangeNotice['rows'] = [];
+  for (const [table, keys] of writes) for (const key of keys ?? []) rows.push({ table, key: JSON.parse(key) as string[] });
+  return { tables: [...writes.keys()], rows };
+}
+
 export class ChangeFeed {
   private current = 0;
   private readonly watchers = new Set<Watcher>();
@@ -12,10 +64,10 @@ export class ChangeFeed {
     return this.current;
   }
 
-  /** A write transaction that wrote `tables` committed. */
-  changed(tables: Iterable<string>): void {
+  /** A write transaction that made `writes` committed. */
+  changed(writes: Writes): void {
     this.current++;
-    for (const w of this.watchers) w.note(tables);
+    for (const w of this.watchers) w.note(writes);
   }
 
   /** Watches open now. */
@@ -37,7 +89,7 @@ export class ChangeFeed {
 }
 
 export class Watcher {
-  private pending = new Set<string>();
+  private pending: Writes = new Map();
   private wake?: () => void;
 
   constructor(
@@ -46,8 +98,8 @@ export class Watcher {
     readonly close: () => void,
   ) {}
 
-  note(tables: Iterable<string>): void {
-    for (const t of tables) this.pending.add(t);
+  note(writes: Writes): void {
+    mergeWrites(this.pending, writes);
     this.wake?.();
   }
 
@@ -56,8 +108,8 @@ export class Watcher {
     this.wake?.();
   }
 
-  /** The tables written since the last call, once there are any; undefined once the watch ends or `signal` aborts. */
-  async next(signal: AbortSignal): Promise<string[] | undefined> {
+  /** What was written since the last call, once there is anything; undefined once the watch ends or `signal` aborts. */
+  async next(signal: AbortSignal): Promise<ChangeNotice | undefined> {
     while (this.pending.size === 0 && !this.ended && !signal.aborted) {
       await new Promise<void>((resolve) => {
         const done = () => {
@@ -70,8 +122,8 @@ export class Watcher {
       });
     }
     if (this.ended || signal.aborted) return undefined;
-    const tables = [...this.pending];
-    this.pending = new Set();
-    return tables;
+    const notice = noticeOf(this.pending);
+    this.pending = new Map();
+    return notice;
   }
 }

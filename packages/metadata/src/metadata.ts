@@ -6,7 +6,7 @@ import { NotFoundError } from '@boxd/api';
 import type { Stores } from './store/db.js';
 import type { Scope } from './context.js';
 import { BlobGuard } from './gc/blob-guard.js';
-import { ChangeFeed } from './changes.js';
+import { addWrite, ChangeFeed, rowKeyOf, type Writes } from './changes.js';
 
 export type LeaseResourceType = 'content' | 'ingests' | `snapshots/${string}`;
 
@@ -22,7 +22,7 @@ export class Metadata {
   readonly blobGuard = new BlobGuard();
   readonly changes = new ChangeFeed();
   private writeDepth = 0;
-  private readonly written = new Set<string>();
+  private written: Writes = new Map();
 
   constructor(
     readonly stores: Stores,
@@ -43,17 +43,20 @@ export class Metadata {
     }
   }
 
-  /** The stores wrote `table`; outside a transaction that write has already committed. */
-  noteWrite(table: string): void {
-    this.written.add(table);
+  /**
+   * The stores wrote the row `key` of `table` (no key: the whole table); outside a
+   * transaction that write has already committed.
+   */
+  noteWrite(table: string, key?: unknown): void {
+    addWrite(this.written, table, key === undefined ? undefined : rowKeyOf(key));
     if (this.writeDepth === 0) this.publishWrites();
   }
 
   private publishWrites(): void {
     if (this.written.size === 0) return;
-    const tables = [...this.written];
-    this.written.clear();
-    this.changes.changed(tables);
+    const writes = this.written;
+    this.written = new Map();
+    this.changes.changed(writes);
   }
 
   /** Any write in a namespace creates it (no event, as upstream). Call inside write(). */

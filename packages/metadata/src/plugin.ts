@@ -23,7 +23,7 @@ export interface MetadataInstance extends PluginInstance {
 export async function setupMetadata(ctx: PluginContext): Promise<MetadataInstance> {
   const config = parseConfig(ctx.config);
   let metadata: Metadata | undefined;
-  const stores = openStores(ctx.root, (table) => metadata?.noteWrite(table));
+  const stores = openStores(ctx.root, (table, key) => metadata?.noteWrite(table, key));
   metadata = new Metadata(stores);
   const backends = connectBackends(config.content, config.snapshotters);
   const collector = new Collector(metadata, backends, { delayMs: config.gcDelayMs, maxDelayMs: config.gcMaxDelayMs, retiredGraceMs: config.retiredGraceMs }, ctx.logger);

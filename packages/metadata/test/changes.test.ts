@@ -4,6 +4,7 @@ import { boxdMetadata, Code } from '@boxd/api';
 import { createGrpcClient } from '@boxd/grpc';
 import { startGcBed, type GcBed } from './bed.js';
 import { expectCode, inNs } from './helpers.js';
+import { addWrite, ChangeFeed, rowKeyOf, type Writes } from '../src/changes.js';
 
 let bed: GcBed;
 beforeAll(async () => {
@@ -11,7 +12,7 @@ beforeAll(async () => {
 });
 afterAll(() => bed.stop());
 
-type Notice = { generation: { toNumber(): number }; tables: string[] };
+type Notice = { generation: { toNumber(): number }; tables: string[]; rows: Array<{ table: string; key: string[] }> };
 
 /** A watch whose notices queue up until the test takes them. */
 function watch(address: string) {
@@ -46,6 +47,24 @@ describe('Changes.Watch', () => {
       expect(afterContainer!.generation.toNumber()).toBeGreaterThan(first!.generation.toNumber());
       await bed.h.clients.images.Create({ image: { name: 'img', target: { mediaType: 'm', digest: `sha256:${'a'.repeat(64)}`, size: 1 } } }, ns);
       expect((await w.next())?.tables).toContain('images');
+    } finally {
+      w.close();
+    }
+  });
+
+  it('names the rows written, per table', async () => {
+    const w = watch(address());
+    try {
+      await w.next();
+      const ns = inNs('changes-rows');
+      await bed.h.clients.containers.Create({ container: { id: 'r1', runtime: { name: 'r' }, spec: { typeUrl: 't', value: Buffer.from('{}') } } }, ns);
+      const created = await w.next();
+      expect(created?.tables).toContain('containers');
+      expect(created?.rows.filter((r) => r.table === 'containers').map((r) => r.key)).toEqual([[ns.namespace!, 'r1']]);
+      await bed.h.clients.containers.Delete({ id: 'r1' }, ns);
+      const deleted = await w.next();
+      expect(deleted?.rows).toEqual([{ table: 'containers', key: [ns.namespace!, 'r1'] }]);
+
     } finally {
       w.close();
     }
@@ -125,5 +144,38 @@ describe('stopping the plugin', () => {
     expect(Date.now() - started).toBeLessThan(3000);
     expect(await ended.catch(() => undefined)).toBeUndefined();
     w.close();
+  });
+});
+
+describe('Watcher', () => {
+  const signal = new AbortController().signal;
+
+  it('gathers the rows of several commits, and a table written whole or in too many rows as a whole', async () => {
+    const feed = new ChangeFeed();
+    const w = feed.watch();
+    const writes = (table: string, rows: Array<string[] | undefined>): Writes => {
+      const out: Writes = new Map();
+      for (const row of rows) addWrite(out, table, row);
+      return out;
+    };
+    feed.changed(writes('containers', [['ns', 'a']]));
+    feed.changed(writes('containers', [['ns', 'b'], ['ns', 'a']]));
+    feed.changed(writes('images', [['ns', 'i']]));
+    feed.changed(writes('images', [undefined]));
+    feed.changed(writes('leases', Array.from({ length: 65 }, (_, i) => ['ns', `l${i}`])));
+    const notice = await w.next(signal);
+    expect(notice?.tables.sort()).toEqual(['containers', 'images', 'leases']);
+    expect(notice?.rows).toEqual([
+      { table: 'containers', key: ['ns', 'a'] },
+      { table: 'containers', key: ['ns', 'b'] },
+    ]);
+    w.close();
+  });
+
+  it('takes string and string-array keys as rows, nothing else', () => {
+    expect(rowKeyOf('ns')).toEqual(['ns']);
+    expect(rowKeyOf(['ns', 'id'])).toEqual(['ns', 'id']);
+    expect(rowKeyOf(['ns', 3])).toBeUndefined();
+    expect(rowKeyOf(7)).toBeUndefined();
   });
 });

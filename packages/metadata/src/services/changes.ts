@@ -8,9 +8,9 @@ export function changesService(feed: ChangeFeed): ServiceImplementation<typeof b
     async *Watch(_req: boxdMetadata.WatchChangesRequest, ctx: CallContext) {
       const watcher = feed.watch();
       try {
-        yield { generation: Long.fromNumber(feed.generation, true), tables: [] };
-        for (let tables = await watcher.next(ctx.signal); tables; tables = await watcher.next(ctx.signal)) {
-          yield { generation: Long.fromNumber(feed.generation, true), tables };
+        yield { generation: Long.fromNumber(feed.generation, true), tables: [], rows: [] };
+        for (let notice = await watcher.next(ctx.signal); notice; notice = await watcher.next(ctx.signal)) {
+          yield { generation: Long.fromNumber(feed.generation, true), ...notice };
         }
       } finally {
         watcher.close();

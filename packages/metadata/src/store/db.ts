@@ -50,8 +50,11 @@ export interface Stores {
   readonly sequences: Database<number, Key>;
 }
 
-/** Told the name of each table (its `Stores` field) a write touches, after the write. */
-export type WriteListener = (table: keyof Omit<Stores, 'root'>) => void;
+/**
+ * Told the name of each table (its `Stores` field) a write touches and the key it
+ * wrote (none when it cleared the table), after the write.
+ */
+export type WriteListener = (table: keyof Omit<Stores, 'root'>, key?: unknown) => void;
 
 const WRITE_METHODS = ['putSync', 'removeSync', 'clearSync'] as const;
 
@@ -60,9 +63,11 @@ function reportingWrites<D extends Database<never, Key>>(db: D, table: keyof Omi
   const methods = db as unknown as Record<string, (...args: unknown[]) => unknown>;
   for (const name of WRITE_METHODS) {
     const write = methods[name]!;
+    const keyed = name !== 'clearSync';
     methods[name] = function (this: unknown, ...args: unknown[]) {
       const result = write.apply(this, args);
-      onWrite(table);
+      if (keyed) onWrite(table, args[0]);
+      else onWrite(table);
       return result;
     };
   }
