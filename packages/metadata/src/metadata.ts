@@ -15,10 +15,12 @@ export interface GcHooks {
   schedule(): void;
   /** Collect now and wait for it. */
   collect(): Promise<unknown>;
+  /** A table was written (row `key`, or the whole table), inside the transaction writing it. */
+  noteWrite(table: string, key: readonly string[] | undefined): void;
 }
 
 export class Metadata {
-  gc: GcHooks = { schedule: () => undefined, collect: async () => undefined };
+  gc: GcHooks = { schedule: () => undefined, collect: async () => undefined, noteWrite: () => undefined };
   readonly blobGuard = new BlobGuard();
   readonly changes = new ChangeFeed();
   private writeDepth = 0;
@@ -48,7 +50,9 @@ export class Metadata {
    * transaction that write has already committed.
    */
   noteWrite(table: string, key?: unknown): void {
-    addWrite(this.written, table, key === undefined ? undefined : rowKeyOf(key));
+    const row = key === undefined ? undefined : rowKeyOf(key);
+    this.gc.noteWrite(table, row);
+    addWrite(this.written, table, row);
     if (this.writeDepth === 0) this.publishWrites();
   }
 

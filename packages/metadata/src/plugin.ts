@@ -27,7 +27,7 @@ export async function setupMetadata(ctx: PluginContext): Promise<MetadataInstanc
   metadata = new Metadata(stores);
   const backends = connectBackends(config.content, config.snapshotters);
   const collector = new Collector(metadata, backends, { delayMs: config.gcDelayMs, maxDelayMs: config.gcMaxDelayMs, retiredGraceMs: config.retiredGraceMs }, ctx.logger);
-  metadata.gc = { schedule: () => collector.schedule(), collect: () => collector.collect() };
+  metadata.gc = { schedule: () => collector.schedule(), collect: () => collector.collect(), noteWrite: (table, key) => collector.noteWrite(table, key) };
   // Finish whatever a previous run left half-collected.
   const startup = config.gcStartupDelayMs >= 0 ? setTimeout(() => collector.schedule(), config.gcStartupDelayMs) : undefined;
 

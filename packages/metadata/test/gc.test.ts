@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Code } from '@boxd/api';
 import { expectCode, inNs, startMetadata, type Harness } from './helpers.js';
-import { startPluginBin, writeBackendBlob, digestOf, type ContentStoreProcess, type SnapshotServer } from './backends.js';
+import { startPluginBin, startSnapshotServer, writeBackendBlob, digestOf, type ContentStoreProcess, type SnapshotServer } from './backends.js';
 import { FakeCore } from './core.js';
 import { startGcBed, type GcBed } from './bed.js';
 
@@ -290,6 +290,72 @@ describe('garbage collection', () => {
       expect(onDisk(d)).toBe(false);
     } finally {
       await auto.stop();
+    }
+  });
+
+  it('a scheduled collection sweeps only the backends whose references changed; GC.Collect sweeps all', async () => {
+    const collector = h.instance.collector;
+    await collector.collect();
+    const s = core.snapshotters.get('snap')!;
+    // Made behind the index's back: nothing marks the backends dirty.
+    const orphanBlob = await writeBackendBlob(cs.client, 'quiet-orphan', bytes('quiet orphan'));
+    await s.Prepare({ snapshotter: 'snap', key: 'quiet-orphan' });
+    await collector.collect();
+    expect(onDisk(orphanBlob)).toBe(true);
+    expect(backendHas('quiet-orphan')).toBe(true);
+
+    // A snapshot record removed through the index: the snapshotter is dirty, the content store is not.
+    const ns = inNs('gc-dirty');
+    await core.prepare(ns, 'snap', 'dirty-1');
+    await h.clients.snapshots.Remove({ snapshotter: 'snap', key: 'dirty-1' }, ns);
+    await collector.collect();
+    expect(backendHas('quiet-orphan')).toBe(false);
+    expect(onDisk(orphanBlob)).toBe(true);
+
+    await h.clients.gc.Collect({});
+    expect(onDisk(orphanBlob)).toBe(false);
+  });
+
+  it('remembers across a restart which backends were swept clean, and which were left dirty', async () => {
+    // A snapshotter and a store of their own: a fresh index would see the shared ones' snapshots as garbage.
+    const own = await startSnapshotServer(dir, 'snap-restart');
+    const root = join(dir, 'md-restart');
+    const config = { transport: 'grpc', snapshotters: { snap: { address: own.address } } };
+    const start = () => startMetadata(config, root);
+    const orphan = async (key: string) => {
+      const c = new FakeCore(m.clients, cs);
+      c.addSnapshotter('snap', own.address);
+      await c.snapshotters.get('snap')!.Prepare({ snapshotter: 'snap', key });
+      c.close();
+    };
+    let m = await start();
+    try {
+      await orphan('before-first-sweep');
+      await m.instance.collector.collect();
+      expect(own.snaps.has('before-first-sweep')).toBe(false);
+      await orphan('after-clean-sweep');
+      await m.stop();
+
+      m = await start();
+      await m.instance.collector.collect();
+      expect(own.snaps.has('after-clean-sweep')).toBe(true);
+
+      // Dirty when the plugin stops: the next start sweeps it.
+      const ns = inNs('gc-restart');
+      const c = new FakeCore(m.clients, cs);
+      c.addSnapshotter('snap', own.address);
+      await c.prepare(ns, 'snap', 'will-go');
+      c.close();
+      await m.clients.snapshots.Remove({ snapshotter: 'snap', key: 'will-go' }, ns);
+      await m.stop();
+
+      m = await start();
+      await m.instance.collector.collect();
+      expect(own.snaps.has('after-clean-sweep')).toBe(false);
+      expect([...own.snaps.keys()]).toEqual([]);
+    } finally {
+      await m.stop();
+      await own.stop();
     }
   });
 });

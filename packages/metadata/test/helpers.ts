@@ -27,8 +27,9 @@ export function metadataClients(address: string) {
   };
 }
 
-export async function startMetadata(config: PluginConfig = {}): Promise<Harness> {
-  const dir = await mkdtemp('/tmp/bx-md-');
+/** The plugin on a fresh directory, or on `reuse` (kept on stop, so a restart finds its store). */
+export async function startMetadata(config: PluginConfig = {}, reuse?: string): Promise<Harness> {
+  const dir = reuse ?? (await mkdtemp('/tmp/bx-md-'));
   const plugin = await startPlugin(metadataPlugin, {
     grpcAddress: `${dir}/md.sock`,
     root: `${dir}/root`,
@@ -45,7 +46,7 @@ export async function startMetadata(config: PluginConfig = {}): Promise<Harness>
     async stop() {
       for (const c of Object.values(clients)) c.close();
       await plugin.stop();
-      await rm(dir, { recursive: true, force: true });
+      if (!reuse) await rm(dir, { recursive: true, force: true });
     },
   };
 }

@@ -1,13 +1,15 @@
 /**
  * Runs collections: one at a time, on demand or debounced after deletions.
  * A request made while one runs is served by the next run, so every caller
- * sees a collection that started after its own change.
+ * sees a collection that started after its own change. Backends are swept
+ * only when dirty (see dirty.ts), except by an explicit GC.Collect.
  */
 import type { Logger } from '@boxd/plugin-kit';
 import type { Metadata } from '../metadata.js';
 import type { Backends } from '../backends/clients.js';
 import { sweepRecords, type SweepStats } from './sweep.js';
 import { emptyBackendStats, sweepContent, sweepSnapshotter, type BackendStats } from './backend-sweep.js';
+import { DirtyBackends } from './dirty.js';
 
 export interface CollectStats extends SweepStats, BackendStats {
   durationNs: bigint;
@@ -28,13 +30,23 @@ export class Collector {
   /** When the first deletion not yet collected asked for a collection. */
   private pendingSince: number | undefined;
   private closed = false;
+  private readonly dirty: DirtyBackends;
+  /** Set by a full collection asked for while one runs: the next run sweeps everything. */
+  private nextFull = false;
 
   constructor(
     private readonly meta: Metadata,
     private readonly backends: Backends,
     private readonly options: CollectorOptions,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.dirty = new DirtyBackends(meta.stores.cleanBackends, [...backends.snapshotters.keys()]);
+  }
+
+  /** A write to the store, inside its transaction: it may leave a backend something to collect. */
+  noteWrite(table: string, key: readonly string[] | undefined): void {
+    this.dirty.noteWrite(table, key);
+  }
 
   /**
    * A collection soon: once deletions pause for `delayMs`, or at the latest `maxDelayMs`
@@ -54,11 +66,15 @@ export class Collector {
     }, Math.max(0, wait));
   }
 
-  collect(): Promise<CollectStats> {
+  /** A collection that started after this call; `full` sweeps every backend, dirty or not. */
+  collect(options: { full?: boolean } = {}): Promise<CollectStats> {
     if (!this.running) {
-      this.running = this.run().finally(() => (this.running = undefined));
+      const full = options.full === true || this.nextFull;
+      this.nextFull = false;
+      this.running = this.run(full).finally(() => (this.running = undefined));
       return this.running;
     }
+    if (options.full) this.nextFull = true;
     this.next ??= this.running
       .catch(() => undefined)
       .then(() => {
@@ -74,15 +90,20 @@ export class Collector {
     await Promise.allSettled([this.running, this.next]);
   }
 
-  private async run(): Promise<CollectStats> {
+  private async run(full: boolean): Promise<CollectStats> {
     const started = process.hrtime.bigint();
     const { stores } = this.meta;
+    // Its writes mark the backends it leaves holding unreferenced objects dirty.
     const records = this.meta.write(() => sweepRecords(stores, { now: this.meta.now(), retiredGraceMs: this.options.retiredGraceMs }));
     const backend = emptyBackendStats();
     const sweeps: Promise<void>[] = [];
-    if (this.backends.content) sweeps.push(this.guard('content', sweepContent(stores, this.backends.content, this.meta.blobGuard, backend), backend));
+    const content = this.backends.content;
+    if (content && (this.dirty.takeContent() || full)) {
+      sweeps.push(this.guard('content', () => sweepContent(stores, content, this.meta.blobGuard, backend), backend, (ok) => this.dirty.contentSwept(ok)));
+    }
     for (const [name, snapshotter] of this.backends.snapshotters) {
-      sweeps.push(this.guard(`snapshotter ${name}`, sweepSnapshotter(stores, name, snapshotter, backend), backend));
+      if (!this.dirty.takeSnapshotter(name) && !full) continue;
+      sweeps.push(this.guard(`snapshotter ${name}`, () => sweepSnapshotter(stores, name, snapshotter, backend), backend, (ok) => this.dirty.snapshotterSwept(name, ok)));
     }
     await Promise.all(sweeps);
     const stats: CollectStats = { ...records, ...backend, durationNs: process.hrtime.bigint() - started };
@@ -91,12 +112,17 @@ export class Collector {
     return stats;
   }
 
-  /** A backend that is down must not fail the collection: the next one retries. */
-  private async guard(what: string, sweep: Promise<void>, stats: BackendStats): Promise<void> {
+  /**
+   * A backend that is down must not fail the collection: it stays dirty and the next one
+   * retries. (Errors of sweeps running beside it may count against it too: one more sweep.)
+   */
+  private async guard(what: string, sweep: () => Promise<void>, stats: BackendStats, swept: (ok: boolean) => void): Promise<void> {
+    const errorsBefore = stats.errors.length;
     try {
-      await sweep;
+      await sweep();
     } catch (err) {
       stats.errors.push(`${what}: ${(err as Error).message}`);
     }
+    swept(stats.errors.length === errorsBefore);
   }
 }

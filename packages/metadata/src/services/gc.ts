@@ -6,7 +6,7 @@ import { toLong } from '../convert.js';
 export function gcService(collector: Collector): ServiceImplementation<typeof boxdMetadata.GCService> {
   return {
     async Collect() {
-      const stats = await collector.collect();
+      const stats = await collector.collect({ full: true });
       return {
         content: stats.content,
         ingests: stats.ingests,

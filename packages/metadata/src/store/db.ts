@@ -48,18 +48,20 @@ export interface Stores {
   readonly retired: Database<RetiredSnapshot, Key>;
   /** counters */
   readonly sequences: Database<number, Key>;
+  /** backend → 1: swept clean since its references last changed (see gc/dirty.ts); no change notices */
+  readonly cleanBackends: Database<1, string>;
 }
 
 /**
  * Told the name of each table (its `Stores` field) a write touches and the key it
  * wrote (none when it cleared the table), after the write.
  */
-export type WriteListener = (table: keyof Omit<Stores, 'root'>, key?: unknown) => void;
+export type WriteListener = (table: keyof Omit<Stores, 'root' | 'cleanBackends'>, key?: unknown) => void;
 
 const WRITE_METHODS = ['putSync', 'removeSync', 'clearSync'] as const;
 
 /** The same database, reporting its writes: what the change notices name. */
-function reportingWrites<D extends Database<never, Key>>(db: D, table: keyof Omit<Stores, 'root'>, onWrite: WriteListener): D {
+function reportingWrites<D extends Database<never, Key>>(db: D, table: Parameters<WriteListener>[0], onWrite: WriteListener): D {
   const methods = db as unknown as Record<string, (...args: unknown[]) => unknown>;
   for (const name of WRITE_METHODS) {
     const write = methods[name]!;
@@ -78,7 +80,7 @@ export function openStores(dir: string, onWrite: WriteListener = () => undefined
   // overlappingSync: a commit does not wait for the previous one's fsync; lmdb stays
   // consistent on a crash either way (it falls back to the last fully synced commit).
   const root = open({ path: join(dir, 'meta.lmdb'), maxDbs: 16, overlappingSync: true });
-  const db = <V>(table: keyof Omit<Stores, 'root'>, name: string, options: { keyEncoding?: 'ordered-binary'; encoding?: 'binary' } = {}) =>
+  const db = <V>(table: Parameters<WriteListener>[0], name: string, options: { keyEncoding?: 'ordered-binary'; encoding?: 'binary' } = {}) =>
     reportingWrites(root.openDB<V, Key>({ name, ...options }) as Database<never, Key>, table, onWrite) as unknown as Database<V, Key>;
   return {
     root,
@@ -96,6 +98,7 @@ export function openStores(dir: string, onWrite: WriteListener = () => undefined
     backendKeys: db('backendKeys', 'backend-keys'),
     retired: db('retired', 'retired'),
     sequences: db('sequences', 'sequences'),
+    cleanBackends: root.openDB<1, string>({ name: 'clean-backends' }),
   };
 }
 

@@ -1,0 +1,74 @@
+/**
+ * Which backends a collection has to sweep. Listing a backend costs a call per
+ * object it holds, and a backend plugin that is stopped while idle would be
+ * started just to answer; so, as upstream does, a scheduled collection sweeps
+ * only the backends whose references may have changed since their last clean
+ * sweep: the content store after a write to content records, blob holders or
+ * ingests, a snapshotter after a write to its backend keys or retired snapshots.
+ *
+ * A clean sweep is recorded in the store (`cleanBackends`), and the first write
+ * that dirties a backend removes that record in the same transaction: a
+ * restarted plugin sweeps exactly what was dirty when it stopped, and a backend
+ * never swept on this root (or whose sweep failed) counts as dirty.
+ */
+import type { Database } from 'lmdb';
+
+/** Tables whose writes may leave blobs or backend ingests unreferenced. */
+const CONTENT_TABLES = new Set(['content', 'blobs', 'ingests']);
+/** Tables keyed [snapshotter, backendKey] that say which backend snapshots are referenced. */
+const SNAPSHOT_TABLES = new Set(['backendKeys', 'retired']);
+
+const CONTENT = 'content';
+const snapshotter = (name: string) => `snapshotter/${name}`;
+
+export class DirtyBackends {
+  private readonly dirty = new Set<string>();
+
+  constructor(
+    /** backend → 1 once swept clean; written without change notices, nobody outside GC reads it. */
+    private readonly clean: Database<1, string>,
+    private readonly snapshotterNames: readonly string[],
+  ) {
+    for (const backend of [CONTENT, ...snapshotterNames.map(snapshotter)]) {
+      if (clean.get(backend) === undefined) this.dirty.add(backend);
+    }
+  }
+
+  /** A write to `table` at `key` (none: the whole table), inside the transaction making it. */
+  noteWrite(table: string, key: readonly string[] | undefined): void {
+    if (CONTENT_TABLES.has(table)) this.markDirty(CONTENT);
+    else if (SNAPSHOT_TABLES.has(table)) {
+      const names = key?.[0] !== undefined ? [key[0]] : this.snapshotterNames;
+      for (const name of names) this.markDirty(snapshotter(name));
+    }
+  }
+
+  /** Whether the content store needs a sweep; it counts as clean from now on unless written again. */
+  takeContent(): boolean {
+    return this.dirty.delete(CONTENT);
+  }
+
+  takeSnapshotter(name: string): boolean {
+    return this.dirty.delete(snapshotter(name));
+  }
+
+  /** The sweep of the content store finished: clean, or dirty again if it left something or a write came meanwhile. */
+  contentSwept(ok: boolean): void {
+    this.swept(CONTENT, ok);
+  }
+
+  snapshotterSwept(name: string, ok: boolean): void {
+    this.swept(snapshotter(name), ok);
+  }
+
+  private swept(backend: string, ok: boolean): void {
+    if (!ok) this.markDirty(backend);
+    else if (!this.dirty.has(backend)) this.clean.putSync(backend, 1);
+  }
+
+  private markDirty(backend: string): void {
+    if (this.dirty.has(backend)) return;
+    this.dirty.add(backend);
+    this.clean.removeSync(backend);
+  }
+}
