@@ -37,6 +37,7 @@ import { versionService } from './services/version.js';
 import { introspectionService, type PluginStatus } from './services/introspection.js';
 import { metadataServices } from './services/metadata.js';
 import { contentService } from './services/content.js';
+import { bytesRelay, passthroughDefinition } from './passthrough.js';
 import { snapshotsService } from './services/snapshots.js';
 import { diffService } from './services/diff.js';
 import { UnpackAhead } from './services/unpack-ahead.js';
@@ -87,11 +88,21 @@ function publicServices(config: CoreConfig, host: PluginHost, bus: () => Bus, pu
   const warmSnapshotter = () => host.warm('overlayfs');
   const unpackAhead = new UnpackAhead(() => host.kindClient('diff', boxdDiff.StagingService), store, logger, warmSnapshotter);
   const contentApi = contentService(store, contentIndex, publisher, (digest, size, namespace) => void unpackAhead.committed(digest, size, namespace));
+  // Content.Info and Update are ContentIndex's own messages: relayed as bytes where the plugin speaks ttrpc.
+  const metaEndpoint = () => host.kindEndpoint('metadata');
+  const contentEntry =
+    metaEndpoint().transport === 'ttrpc'
+      ? entry('content', passthroughDefinition(content.ContentService, ['Info', 'Update']), {
+          ...contentApi,
+          Info: bytesRelay(metaEndpoint, boxdMetadata.ContentIndexService.name, 'Info'),
+          Update: bytesRelay(metaEndpoint, boxdMetadata.ContentIndexService.name, 'Update'),
+        } as never)
+      : entry('content', content.ContentService, contentApi);
   const services: Registered[] = [
     entry('version', version.VersionService, versionService()),
     entry('healthcheck', health.HealthService, healthState.implementation()),
     ...metadataServices(() => host.kindEndpoint('metadata'), publisher).map((s) => entry(s.definition.name.split('.')[2], s.definition, s.implementation as never)),
-    entry('content', content.ContentService, contentApi),
+    contentEntry,
     entry(
       'snapshots',
       snapshots.SnapshotsService,

@@ -16,13 +16,22 @@ const bytes: MessageCodec<Buffer> = {
 
 type Hook = (req: never, res: never, ctx: CallContext) => void | Promise<void>;
 
-/** The same service with unary messages left as bytes. */
-export function passthroughDefinition<S extends ServiceDefinition>(def: S): S {
+/** The same service with unary messages left as bytes: all of them, or those named. */
+export function passthroughDefinition<S extends ServiceDefinition>(def: S, only?: ReadonlyArray<keyof S['methods'] & string>): S {
   const methods: Record<string, AnyMethod> = {};
   for (const [name, m] of Object.entries(def.methods)) {
-    methods[name] = methodShape(m) === 'unary' ? { ...m, requestType: bytes, responseType: bytes } : m;
+    const raw = methodShape(m) === 'unary' && (!only || only.includes(name));
+    methods[name] = raw ? { ...m, requestType: bytes, responseType: bytes } : m;
   }
   return { name: def.name, methods } as unknown as S;
+}
+
+/**
+ * A public unary method answered by a plugin method taking and answering the very
+ * same messages (Content.Info by ContentIndex.Info): its bytes are relayed as they are.
+ */
+export function bytesRelay(endpoint: () => PluginEndpoint, service: string, method: string) {
+  return (req: Buffer, ctx: CallContext): Promise<Buffer> => endpoint().rawCall(service, method, req, forwardOptions(ctx));
 }
 
 export function passthroughService<S extends ServiceDefinition>(

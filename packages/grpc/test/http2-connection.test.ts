@@ -138,6 +138,17 @@ it('takes padded HEADERS with priority and padded DATA, and answers a PING', asy
   expect(content.InfoResponse.decode(answer(frames, 1).data.subarray(5)).info?.digest).toBe('padded');
 });
 
+it('acks a PING with the next frames it sends, or alone within milliseconds', async () => {
+  const ping = Buffer.from('abcdefgh');
+  const withAnswer = await rawSession([frame(1, 0x4, 1, requestBlock('/containerd.services.content.v1.Content/Info')), frame(0, 0x1, 1, infoRequest('x')), frame(6, 0, 0, ping)], endedStream(1));
+  expect(withAnswer.frames.find((f) => f.type === 6)).toMatchObject({ flags: 1, payload: ping });
+
+  const started = Date.now();
+  const alone = await rawSession([frame(6, 0, 0, ping)], (fs) => fs.some((f) => f.type === 6));
+  expect(alone.frames.find((f) => f.type === 6)).toMatchObject({ flags: 1, payload: ping });
+  expect(Date.now() - started).toBeLessThan(1000);
+});
+
 it('serves many calls on one connection, in any order of completion', async () => {
   const bytes: Buffer[] = [];
   for (let id = 1; id <= 41; id += 2) {

@@ -41,6 +41,10 @@ const MAX_HEADER_LIST = 64 << 10;
 const COALESCE_BYTES = 64 << 10;
 /** Socket buffer past which stream writers are told to wait. */
 const SOCKET_HIGH_BYTES = 4 << 20;
+/** Longest a PING ack waits for other frames to travel with. */
+const PING_ACK_DELAY_MS = 5;
+/** PING acks held at most; one more sends them at once. */
+const MAX_HELD_PING_ACKS = 8;
 
 export class H2ServerConnection implements StreamHost {
   private readonly streams = new Map<number, H2Stream>();
@@ -59,6 +63,9 @@ export class H2ServerConnection implements StreamHost {
   private uncredited = 0;
   private output: Buffer[] = [];
   private flushScheduled = false;
+  /** PING acks waiting to go out with the next frames (see holdPingAck). */
+  private heldPingAcks: Buffer[] = [];
+  private pingAckTimer?: NodeJS.Timeout;
   private goingAway = false;
   private dead = false;
 
@@ -200,7 +207,7 @@ export class H2ServerConnection implements StreamHost {
         return this.onSettings(flags, streamId, payload);
       case FrameType.Ping:
         if (streamId || payload.length !== 8) throw new ConnectionError(ErrorCode.ProtocolError, 'bad PING');
-        if (!(flags & Flag.Ack)) this.queue(frameHeader(8, FrameType.Ping, Flag.Ack, 0), payload);
+        if (!(flags & Flag.Ack)) this.holdPingAck(payload);
         return;
       case FrameType.GoAway:
         // The client will open no more streams; the ones open finish as usual.
@@ -370,8 +377,30 @@ export class H2ServerConnection implements StreamHost {
     }
   }
 
+  /**
+   * grpc-go clients ping after every answer they read (to size their receive window),
+   * and the next request usually follows within a millisecond. Acking right away costs
+   * a socket write (and a wake-up of the client) per call; the ack goes out with the
+   * next frames instead, or alone after PING_ACK_DELAY_MS. HTTP/2 sets no deadline for
+   * it, and the clients' keepalive timeouts are seconds long.
+   */
+  private holdPingAck(payload: Buffer): void {
+    this.heldPingAcks.push(frameHeader(8, FrameType.Ping, Flag.Ack, 0), Buffer.from(payload));
+    if (this.heldPingAcks.length >= 2 * MAX_HELD_PING_ACKS) {
+      this.queue();
+      return;
+    }
+    this.pingAckTimer ??= setTimeout(() => this.queue(), PING_ACK_DELAY_MS).unref();
+  }
+
   private queue(...buffers: Buffer[]): void {
     if (this.dead) return;
+    if (this.heldPingAcks.length) {
+      for (const b of this.heldPingAcks) this.output.push(b);
+      this.heldPingAcks = [];
+      clearTimeout(this.pingAckTimer);
+      this.pingAckTimer = undefined;
+    }
     for (const b of buffers) this.output.push(b);
     if (this.flushScheduled) return;
     this.flushScheduled = true;
@@ -424,6 +453,7 @@ export class H2ServerConnection implements StreamHost {
 
   private onSocketClose(): void {
     this.dead = true;
+    clearTimeout(this.pingAckTimer);
     for (const stream of [...this.streams.values()]) this.closeStream(stream);
   }
 
