@@ -103,6 +103,8 @@ export class Container {
   private cgroup?: CgroupPaths;
   private oomKillsSeen = 0n;
   private checkpointToRestore = '';
+  /** A Start of init is under way: a second one would wait on the exec fifo for ever. */
+  private initStarting = false;
 
   private constructor(
     readonly id: string,
@@ -264,11 +266,14 @@ export class Container {
 
   async start(execId: string): Promise<number> {
     const p = this.process(execId);
-    if (execId ? p.pid : p.status !== 'created') throw new FailedPreconditionError(`process ${execId || this.id} already started`);
+    if (execId ? p.pid : p.status !== 'created' || this.initStarting) throw new FailedPreconditionError(`process ${execId || this.id} already started`);
     if (!execId) {
-      if (this.checkpointToRestore) await this.restoreInit();
-      else {
-        await this.runtime.start(this.id);
+      this.initStarting = true;
+      try {
+        if (this.checkpointToRestore) await this.restoreInit();
+        else await this.runtime.start(this.id, () => !this.init.exit);
+      } finally {
+        this.initStarting = false;
       }
       if (!this.init.exit) this.init.status = 'running';
       this.persist();

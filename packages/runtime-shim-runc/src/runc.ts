@@ -7,6 +7,7 @@ import { type StdioOptions } from 'node:child_process';
 import { open, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { spawnHelper } from './spawn.js';
+import { startThroughExecFifo } from './exec-fifo.js';
 
 export interface RuntimeConfig {
   /** Binary name or path: `runc` when empty. */
@@ -129,8 +130,10 @@ export class Runtime {
     return this.run('restore', [...args, id], { stdio: opts.stdio });
   }
 
-  start(id: string): Promise<Output> {
-    return this.run('start', ['start', id]);
+  /** `initAlive` tells whether the container's init process still runs (see exec-fifo.ts). */
+  async start(id: string, initAlive: () => boolean): Promise<void> {
+    if (await startThroughExecFifo(this.config.binary, this.config.root, id, initAlive)) return;
+    await this.run('start', ['start', id]);
   }
 
   exec(id: string, opts: { processFile: string; pidFile: string; consoleSocket?: string; stdio: StdioOptions }): Promise<Output> {

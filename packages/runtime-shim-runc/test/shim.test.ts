@@ -218,6 +218,24 @@ describe('init process life cycle', () => {
     expect(exit.namespace).toBe(NS);
   });
 
+  it('Start lets runc\'s init go through its exec fifo: runc then says running; a second Start at once is refused', async () => {
+    const b = await bundle('t-fifo', ['sleep', '30']);
+    const created = await task.Create({ id: 't-fifo', bundle: b }, call);
+    const fifo = join(RUNC_ROOT, 't-fifo', 'exec.fifo');
+    expect(existsSync(fifo)).toBe(true);
+    const results = await Promise.allSettled([task.Start({ id: 't-fifo' }, call), task.Start({ id: 't-fifo' }, call)]);
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+    const refused = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')!;
+    expect(errorCode(refused.reason)).toBe(Code.FAILED_PRECONDITION);
+    expect(existsSync(fifo)).toBe(false);
+    const state = JSON.parse((await run('runc', ['--root', RUNC_ROOT, 'state', 't-fifo'])).stdout) as { status: string; pid: number };
+    expect(state).toMatchObject({ status: 'running', pid: created.pid });
+    const waiting = task.Wait({ id: 't-fifo' }, call);
+    await task.Kill({ id: 't-fifo', signal: 9 }, call);
+    expect((await waiting).exitStatus).toBe(137);
+    await task.Delete({ id: 't-fifo' }, call);
+  });
+
   it('file:// appends stdout and stderr to the file', async () => {
     const b = await bundle('t-file', ['sh', '-c', 'echo to-out; echo to-err >&2']);
     const log = join(dir, 'logs', 'deep', 't-file.log');

@@ -1,6 +1,7 @@
 /** Pieces that need no container: flags, grouping, overlay options, encodings, events. */
 import { afterAll, describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { eventsTtrpc, events, taskV2 } from '@boxd/api';
@@ -21,6 +22,7 @@ import {
   unmountAll,
 } from '../src/index.js';
 import { EventPublisher } from '../src/events.js';
+import { startThroughExecFifo } from '../src/exec-fifo.js';
 import { SHIM_BIN } from './support.js';
 
 afterAll(async () => {
@@ -208,5 +210,37 @@ describe('event publisher', () => {
       await publisher.close();
       await server.close({ graceful: false });
     }
+  });
+});
+
+describe('start through the exec fifo', () => {
+  const fifoIn = async (root: string, id: string) => {
+    await mkdir(join(root, id), { recursive: true });
+    await runOk('mkfifo', [join(root, id, 'exec.fifo')]);
+    return join(root, id, 'exec.fifo');
+  };
+
+  it('reads the byte init writes, then removes the fifo', async () => {
+    const root = await tempDir('bx-fifo-');
+    const fifo = await fifoIn(root, 'c1');
+    // Stands in for runc init: blocks opening the fifo for writing until a reader comes.
+    const writer = run('/bin/sh', ['-c', `printf 0 > '${fifo}'`]);
+    expect(await startThroughExecFifo('runc', root, 'c1', () => true)).toBe(true);
+    expect((await writer).code).toBe(0);
+    expect(existsSync(fifo)).toBe(false);
+  });
+
+  it('gives up, leaving the fifo to runc, once init is gone; and leaves runc the other runtimes and odd files', async () => {
+    const root = await tempDir('bx-fifo-');
+    const fifo = await fifoIn(root, 'c2');
+    let polls = 0;
+    expect(await startThroughExecFifo('/usr/sbin/runc', root, 'c2', () => ++polls < 5)).toBe(false);
+    expect(polls).toBe(5);
+    expect(existsSync(fifo)).toBe(true);
+    expect(await startThroughExecFifo('crun', root, 'c2', () => true)).toBe(false);
+    expect(await startThroughExecFifo('runc', root, 'missing', () => true)).toBe(false);
+    await mkdir(join(root, 'c3'));
+    await writeFile(join(root, 'c3', 'exec.fifo'), '0');
+    expect(await startThroughExecFifo('runc', root, 'c3', () => true)).toBe(false);
   });
 });
