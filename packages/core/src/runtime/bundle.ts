@@ -3,9 +3,9 @@
  * shim (ours or upstream's) finds what it expects:
  *   <state>/io.containerd.runtime.v2.task/<ns>/<id>/{config.json, rootfs/, work, log, shim-binary-path}
  */
-import { constants, openSync } from 'node:fs';
+import { constants, mkdirSync, openSync, symlinkSync, writeFileSync } from 'node:fs';
 import { Socket } from 'node:net';
-import { mkdir, readFile, readdir, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { readFile, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { mkfifo, unmountAll } from './native.js';
@@ -21,19 +21,21 @@ export function bundlePaths(root: string, state: string, ns: string, id: string)
   return { bundle: join(state, TASK_DIR, ns, id), work: join(root, TASK_DIR, ns, id) };
 }
 
+/**
+ * A handful of small files and directories, made with synchronous calls: each takes
+ * microseconds, where a round through libuv's thread pool costs a hundred or more
+ * (and three rounds were ~0.9 ms of every task's Create).
+ */
 export async function createBundle(paths: BundlePaths, spec: Uint8Array, shimBinary: string): Promise<void> {
-  await mkdir(join(paths.bundle, '..'), { recursive: true, mode: 0o711 });
+  mkdirSync(join(paths.bundle, '..'), { recursive: true, mode: 0o711 });
   // The bundle directory is the claim: EEXIST here means the task exists.
-  await mkdir(paths.bundle, { mode: 0o700 });
+  mkdirSync(paths.bundle, { mode: 0o700 });
   mkfifo(join(paths.bundle, 'log'), 0o700);
-  // The rest is independent: one round through the thread pool instead of six.
-  await Promise.all([
-    mkdir(paths.work, { recursive: true, mode: 0o711 }),
-    writeFile(join(paths.bundle, 'config.json'), spec),
-    mkdir(join(paths.bundle, 'rootfs'), { mode: 0o711 }),
-    symlink(paths.work, join(paths.bundle, 'work')),
-    writeFile(join(paths.bundle, 'shim-binary-path'), shimBinary, { mode: 0o600 }),
-  ]);
+  mkdirSync(paths.work, { recursive: true, mode: 0o711 });
+  writeFileSync(join(paths.bundle, 'config.json'), spec);
+  mkdirSync(join(paths.bundle, 'rootfs'), { mode: 0o711 });
+  symlinkSync(paths.work, join(paths.bundle, 'work'));
+  writeFileSync(join(paths.bundle, 'shim-binary-path'), shimBinary, { mode: 0o600 });
 }
 
 /**
