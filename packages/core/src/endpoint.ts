@@ -46,7 +46,9 @@ export class PluginEndpoint {
    * on each connection. ttrpc only: notices need the plugin's Changes service.
    */
   cacheReads(cache: ReadCache): void {
-    if (this.transport === 'ttrpc') this.readCache = cache;
+    if (this.transport !== 'ttrpc') return;
+    this.readCache = cache;
+    cache.sendWith((service, method, namespace, payload) => this.held(async () => (await this.connection()).call(service, method, payload, { namespace })));
   }
 
   /** `fn` with the plugin held, when it has a gate. */

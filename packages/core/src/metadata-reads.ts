@@ -24,9 +24,19 @@ export interface CachedRead {
   row(payload: Uint8Array, namespace: string): RowKey;
 }
 
+/** A read to make for the cache once a write's own change notice has come: the client asks for it next. */
+export interface Prefetch {
+  service: string;
+  method: string;
+  namespace: string;
+  payload: Uint8Array;
+}
+
 export interface ReadMethods {
   /** service/method → an answer that may be kept. */
   cached: ReadonlyMap<string, CachedRead>;
+  /** Write service/method → what to read back once it is done (a cached read). */
+  prefetch: ReadonlyMap<string, (payload: Uint8Array, namespace: string) => Prefetch>;
   /** Further calls that write nothing. */
   reads: ReadonlySet<string>;
   /** service/method → what it may write (given the request and namespace); calls in no list may write anything. */
@@ -66,6 +76,26 @@ export const METADATA_READS: ReadMethods = {
     // Resolve also reads the parent's backend key, which never changes while it has children.
     [`${SNAPSHOTS}/Stat`, cached('snapshots', snapshots.StatSnapshotRequest, snapshotRow)],
     [`${SNAPSHOTS}/Resolve`, cached('snapshots', snapshots.MountsRequest, snapshotRow)],
+  ]),
+  // ctr asks for the container it just created, and (for its mounts) the snapshot it just prepared.
+  prefetch: new Map<string, (payload: Uint8Array, namespace: string) => Prefetch>([
+    [
+      `${CONTAINERS}/Create`,
+      (payload, namespace) => {
+        const id = containers.CreateContainerRequest.decode(payload).container?.id ?? '';
+        return { service: CONTAINERS, method: 'Get', namespace, payload: containers.GetContainerRequest.encode({ id }) };
+      },
+    ],
+    ...each(SNAPSHOTS, ['Prepare', 'View']).map(
+      (m) =>
+        [
+          m,
+          (payload: Uint8Array, namespace: string): Prefetch => {
+            const { snapshotter, key } = snapshots.PrepareSnapshotRequest.decode(payload);
+            return { service: SNAPSHOTS, method: 'Resolve', namespace, payload: snapshots.MountsRequest.encode({ snapshotter, key }) };
+          },
+        ] as const,
+    ),
   ]),
   reads: new Set([
     ...each(NS, ['List']),

@@ -19,9 +19,13 @@
  * Changes nobody relayed through the core (garbage collection, expiries) are
  * seen when their notice arrives, as they would be by a client racing them.
  */
-import { METADATA_READS, TABLES, type ReadMethods, type RowKey, type Table, type Touched } from './metadata-reads.js';
+import { METADATA_READS, TABLES, type Prefetch, type ReadMethods, type RowKey, type Table, type Touched } from './metadata-reads.js';
+import { Prefetches } from './prefetch.js';
 
 export type { ReadMethods } from './metadata-reads.js';
+
+/** Sends a read to the plugin, past the cache. */
+export type ReadSender = (service: string, method: string, namespace: string, payload: Uint8Array) => Promise<Buffer>;
 
 /** A change notice as the plugin sends it. */
 export interface Notice {
@@ -71,26 +75,56 @@ export class ReadCache {
   /** The watch whose notices are trusted; older ones are ignored. */
   private watchId = 0;
   private live = false;
+  private readonly prefetches = new Prefetches((row, read) => this.prefetch(row, read));
+  private sender?: ReadSender;
 
   constructor(private readonly methods: ReadMethods = METADATA_READS) {}
+
+  /** How the cache makes reads of its own (see prefetch.ts); without one it makes none. */
+  sendWith(sender: ReadSender): void {
+    this.sender = sender;
+  }
 
   /** A unary call through the cache: kept, passed straight on, or treated as a write. */
   call(service: string, method: string, namespace: string, payload: Uint8Array, send: () => Promise<Buffer>): Promise<Buffer> {
     const name = `${service}/${method}`;
     const read = this.methods.cached.get(name);
     if (read) {
-      let key: RowKey;
-      try {
-        key = read.row(payload, namespace);
-      } catch {
-        return send();
-      }
-      const request = `${name}\0${namespace}\0${Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('latin1')}`;
-      return this.read(read.table, rowId(read.table, key), request, send);
+      const target = this.readTarget(name, namespace, payload);
+      return target ? this.read(target.table, target.row, target.request, send) : send();
     }
     if (this.methods.reads.has(name)) return send();
     const writes = this.methods.writes.get(name);
-    return this.write(writes ? touchedBy(writes, payload, namespace) : { tables: TABLES, rows: [] }, send);
+    return this.write(writes ? touchedBy(writes, payload, namespace) : { tables: TABLES, rows: [] }, send, this.prefetchFor(name, namespace, payload));
+  }
+
+  /** Where a cached read's answer lives; undefined when its request does not decode. */
+  private readTarget(name: string, namespace: string, payload: Uint8Array): { table: Table; row: string; request: string } | undefined {
+    const read = this.methods.cached.get(name);
+    if (!read) return undefined;
+    let key: RowKey;
+    try {
+      key = read.row(payload, namespace);
+    } catch {
+      return undefined;
+    }
+    const request = `${name}\0${namespace}\0${Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('latin1')}`;
+    return { table: read.table, row: rowId(read.table, key), request };
+  }
+
+  private prefetchFor(name: string, namespace: string, payload: Uint8Array): Prefetch | undefined {
+    try {
+      return this.methods.prefetch.get(name)?.(payload, namespace);
+    } catch {
+      return undefined;
+    }
+  }
+
+  private prefetch(row: string, read: Prefetch): void {
+    const target = this.readTarget(`${read.service}/${read.method}`, read.namespace, read.payload);
+    const sender = this.sender;
+    if (!this.live || !sender || !target || target.row !== row) return;
+    this.read(target.table, target.row, target.request, () => sender(read.service, read.method, read.namespace, read.payload)).catch(() => undefined);
   }
 
   /** Takes the notices of a watch stream; the previous watch, if any, stops counting. */
@@ -104,7 +138,12 @@ export class ReadCache {
           this.drop({ tables: TABLES, rows: [] });
           this.live = true;
         }
-        this.drop(this.touchedByNotice(notice));
+        const touched = this.touchedByNotice(notice);
+        this.drop(touched);
+        for (const { table, key } of touched.rows) {
+          const row = rowId(table, key);
+          this.prefetches.notice(row, this.writing.has(row));
+        }
       }
     } catch {
       // The connection went or the plugin has no Changes service: nothing is kept.
@@ -116,6 +155,7 @@ export class ReadCache {
   /** The connection the notices came on is gone. */
   goDown(): void {
     this.live = false;
+    this.prefetches.clear();
     this.drop({ tables: TABLES, rows: [] });
   }
 
@@ -153,15 +193,21 @@ export class ReadCache {
     );
   }
 
-  private async write(touched: Touched, send: () => Promise<Buffer>): Promise<Buffer> {
-    const names = [...touched.tables, ...touched.rows.map((r) => rowId(r.table, r.key))];
+  private async write(touched: Touched, send: () => Promise<Buffer>, prefetch?: Prefetch): Promise<Buffer> {
+    const rows = touched.rows.map((r) => rowId(r.table, r.key));
+    const names = [...touched.tables, ...rows];
     this.drop(touched);
     for (const n of names) this.writing.up(n);
+    let done = false;
     try {
-      return await send();
+      const res = await send();
+      done = true;
+      return res;
     } finally {
       for (const n of names) this.writing.down(n);
       this.drop(touched);
+      const then = done && prefetch ? this.readTarget(`${prefetch.service}/${prefetch.method}`, prefetch.namespace, prefetch.payload) : undefined;
+      for (const row of rows) this.prefetches.written(row, then?.row === row ? prefetch : undefined);
     }
   }
 

@@ -321,4 +321,59 @@ describe('ReadCache', () => {
     expect(calls).toBe(2);
     expect(cache.size).toBe(0);
   });
+
+  describe('reads back what a write made, once its notice has come', () => {
+    const createC1 = containers.CreateContainerRequest.encode({ container: { id: 'c1' } as containers.Container });
+    const c1Row = [{ table: 'containers', key: ['ns', 'c1'] }];
+
+    async function withSender() {
+      const live = await liveCache();
+      const sent: string[] = [];
+      live.cache.sendWith(async (service, method, namespace, payload) => {
+        sent.push(`${method} ${namespace} ${containers.GetContainerRequest.decode(payload).id}`);
+        return Buffer.from('read back');
+      });
+      return { ...live, sent };
+    }
+
+    it('after the notice, the next Get is answered from memory', async () => {
+      const { cache, notices, sent } = await withSender();
+      await cache.call(CONTAINERS, 'Create', 'ns', createC1, async () => Buffer.from('created'));
+      await settle();
+      expect(sent).toEqual([]);
+      notices.push(['containers'], c1Row);
+      await settle();
+      expect(sent).toEqual(['Get ns c1']);
+      const backend = new Backend();
+      expect(await get(cache, backend, 'c1')).toBe('read back');
+      expect(backend.calls).toBe(0);
+    });
+
+    it('a notice that came before the write answered sends the read when it answers', async () => {
+      const { cache, notices, sent } = await withSender();
+      const answer = deferred<Buffer>();
+      const write = cache.call(CONTAINERS, 'Create', 'ns', createC1, () => answer.promise);
+      notices.push(['containers'], c1Row);
+      await settle();
+      expect(sent).toEqual([]);
+      answer.resolve(Buffer.from('created'));
+      await write;
+      await settle();
+      expect(sent).toEqual(['Get ns c1']);
+      expect(await get(cache, new Backend(), 'c1')).toBe('read back');
+    });
+
+    it('nothing is read back for a failed write, another row, or after the notices stopped', async () => {
+      const { cache, notices, sent } = await withSender();
+      await cache.call(CONTAINERS, 'Create', 'ns', createC1, async () => Promise.reject(new Error('exists'))).catch(() => undefined);
+      notices.push(['containers'], [{ table: 'containers', key: ['ns', 'c2'] }]);
+      notices.push(['containers'], c1Row);
+      await settle();
+      expect(sent).toEqual([]);
+      await cache.call(CONTAINERS, 'Create', 'ns', createC1, async () => Buffer.from('created'));
+      notices.end();
+      await settle();
+      expect(sent).toEqual([]);
+    });
+  });
 });
