@@ -61,3 +61,11 @@ export function unpackJsonAny<T = unknown>(any: Pick<AnyLike, 'value'>): T {
 export const SPEC_TYPE_URL = 'types.containerd.io/opencontainers/runtime-spec/1/Spec';
 export const PROCESS_SPEC_TYPE_URL = 'types.containerd.io/opencontainers/runtime-spec/1/Process';
 export const RESOURCES_TYPE_URL = 'types.containerd.io/opencontainers/runtime-spec/1/LinuxResources';
+
+/**
+ * boxd.shim.v1 (see proto/boxd/shim/v1): the ttrpc header that makes a Task.Create
+ * also ask to join the shim's group (value: the task's namespace), and the message a
+ * shim declines such a Create with.
+ */
+export const SHIM_JOIN_HEADER = 'boxd-join';
+export const SHIM_JOIN_DECLINED = 'task belongs to another shim group';

@@ -12,7 +12,7 @@ import { boxdShim, collectingWhenIdle, IdleCollector, taskV2 } from '@boxd/api';
 import { TtrpcServer } from '@boxd/ttrpc';
 import { Container, type ShimContext } from './container.js';
 import { EventPublisher } from './events.js';
-import { groupService } from './group-service.js';
+import { groupService, joiningCreate, type GroupScope } from './group-service.js';
 import type { ShimFlags } from './flags.js';
 import { LivenessWatcher } from './liveness.js';
 import { Reaper } from './reaper.js';
@@ -127,19 +127,19 @@ export async function runDaemon(flags: ShimFlags, claimed?: ClaimedListener): Pr
   const service = new TaskService(ctx, registry, { onIdleShutdown });
   recover(service, registry, ctx);
   const idle = new IdleCollector();
-  ttrpc.addService(taskV2.TaskService, collectingWhenIdle(taskV2.TaskService, service.implementation(), idle));
-  ttrpc.addService(
-    boxdShim.GroupService,
-    groupService({
-      address: flags.address,
-      namespace: flags.namespace,
-      socketPath,
-      accepting: () => !exiting,
-      joined: () => {
-        lastJoinAt = Date.now();
-      },
-    }),
-  );
+  const group: GroupScope = {
+    address: flags.address,
+    namespace: flags.namespace,
+    socketPath,
+    accepting: () => !exiting,
+    joined: () => {
+      lastJoinAt = Date.now();
+    },
+  };
+  const plain = service.implementation();
+  const tasks = { ...plain, Create: joiningCreate(group, plain.Create!) };
+  ttrpc.addService(taskV2.TaskService, collectingWhenIdle(taskV2.TaskService, tasks, idle));
+  ttrpc.addService(boxdShim.GroupService, groupService(group));
   if (claimed) listener = serveClaimed(claimed, ttrpc);
   else if (flags.socket) await ttrpc.listen(flags.socket);
   else listener = await listenInherited(ttrpc);

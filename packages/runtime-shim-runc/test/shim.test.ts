@@ -20,6 +20,8 @@ import {
   RESOURCES_TYPE_URL,
   PROCESS_SPEC_TYPE_URL,
   runcOptions,
+  SHIM_JOIN_DECLINED,
+  SHIM_JOIN_HEADER,
   taskTypes,
   taskV2,
   type ServiceClient,
@@ -140,12 +142,32 @@ describe('start and grouping', () => {
   it('Group.Join takes a task of its namespace without a start, and declines others', async () => {
     const b = await bundle('t-join', ['true']);
     const group = client!.service(boxdShim.GroupService);
-    expect(await group.Join({ id: 't-join', namespace: NS, bundle: b }, call)).toEqual({ joined: true, address });
+    expect(await group.Join({ id: 't-join', namespace: NS, bundle: b }, call)).toEqual({ joined: true, address, joinsOnCreate: true });
     expect(await readFile(join(b, 'address'), 'utf8')).toBe(address);
     const other = await bundle('t-other-ns', ['true']);
-    expect(await group.Join({ id: 't-other-ns', namespace: `${NS}-other`, bundle: other }, call)).toEqual({ joined: false, address: '' });
+    expect(await group.Join({ id: 't-other-ns', namespace: `${NS}-other`, bundle: other }, call)).toEqual({ joined: false, address: '', joinsOnCreate: true });
     expect(existsSync(join(other, 'address'))).toBe(false);
     await expect(group.Join({ id: 't-rel', namespace: NS, bundle: 'relative/dir' }, call)).rejects.toMatchObject({ code: Code.INVALID_ARGUMENT });
+  });
+
+  it('a Create with the join header takes a task of its group in one call, and creates nothing for another', async () => {
+    const other = await bundle('t-cj-other', ['true']);
+    const declined = await task
+      .Create({ id: 't-cj-other', bundle: other }, { ...call, metadata: { [SHIM_JOIN_HEADER]: `${NS}-other` } })
+      .catch((e: unknown) => e);
+    expect(errorCode(declined)).toBe(Code.FAILED_PRECONDITION);
+    expect((declined as Error).message).toContain(SHIM_JOIN_DECLINED);
+    expect(existsSync(join(other, 'address'))).toBe(false);
+    expect((await run('runc', ['--root', RUNC_ROOT, 'state', 't-cj-other'])).code).not.toBe(0);
+
+    const b = await bundle('t-cj', ['true']);
+    const created = await task.Create({ id: 't-cj', bundle: b }, { ...call, metadata: { [SHIM_JOIN_HEADER]: NS } });
+    expect(created.pid).toBeGreaterThan(0);
+    expect(await readFile(join(b, 'address'), 'utf8')).toBe(address);
+    const waiting = task.Wait({ id: 't-cj' }, call);
+    await task.Start({ id: 't-cj' }, call);
+    expect((await waiting).exitStatus).toBe(0);
+    await task.Delete({ id: 't-cj' }, call);
   });
 
   it('per-container grouping gives a container its own shim', async () => {

@@ -6,7 +6,21 @@
  */
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { AlreadyExistsError, boxdShim, Code, events, isCode, NotFoundError, taskV2, timestampFromDate, type Init, type ServiceClient, protobuf } from '@boxd/api';
+import {
+  AlreadyExistsError,
+  boxdShim,
+  Code,
+  events,
+  isCode,
+  NotFoundError,
+  SHIM_JOIN_DECLINED,
+  SHIM_JOIN_HEADER,
+  taskV2,
+  timestampFromDate,
+  type Init,
+  type ServiceClient,
+  protobuf,
+} from '@boxd/api';
 import { TtrpcClient } from '@boxd/ttrpc';
 import type { EventPublisher } from '../events.js';
 import { bundlePaths, createBundle, followShimLog, listBundles, readBundleFile, removeBundle, removeHiddenLeftovers, type BundlePaths } from './bundle.js';
@@ -58,6 +72,8 @@ export class TaskManager {
   private readonly groupHints = new Map<string, string>();
   /** Shim binaries without boxd.shim.v1.Group: always `start`. */
   private readonly noJoin = new Set<string>();
+  /** Shim addresses whose shim joins a task through its Create (JoinResponse.joins_on_create). */
+  private readonly createJoins = new Set<string>();
   /**
    * One connection per shim address, shared by its tasks and kept while the shim
    * lives, so a task joining a grouping shim does not pay for a new connection.
@@ -95,6 +111,8 @@ export class TaskManager {
       const ctx = this.shimContext(params.ns, params.id, paths, binary);
       let task: ShimTask | undefined;
       try {
+        const joined = await this.createJoining(params, paths, ctx);
+        if (joined) return joined;
         task = await this.startAndAttach(params.ns, params.id, paths, ctx, params.options);
         const res = await task.task.Create({ ...params.request, id: params.id, bundle: paths.bundle, options: params.options });
         return { task, pid: res.pid };
@@ -108,6 +126,28 @@ export class TaskManager {
       throw err;
     } finally {
       this.creating.delete(k);
+    }
+  }
+
+  /**
+   * Join and Create in one call, on the shim that took this namespace's last task, where
+   * that shim said it takes tasks so. Undefined when it declines (or is gone): then the
+   * usual way, `start` (or Join) and Create.
+   */
+  private async createJoining(params: CreateParams, paths: BundlePaths, ctx: ShimContext): Promise<{ task: ShimTask; pid: number } | undefined> {
+    const address = this.groupHints.get(hintKey(ctx));
+    if (!address || !this.createJoins.has(address)) return undefined;
+    const client = await this.clientFor(address).catch(() => undefined);
+    if (!client) return undefined;
+    const task = this.attach(params.ns, params.id, paths, ctx, client);
+    try {
+      const request = { ...params.request, id: params.id, bundle: paths.bundle, options: params.options };
+      const res = await task.task.Create(request, { metadata: { [SHIM_JOIN_HEADER]: params.ns } });
+      return { task, pid: res.pid };
+    } catch (err) {
+      this.forget(task);
+      if (isCode(err, Code.FAILED_PRECONDITION) && (err as Error).message.includes(SHIM_JOIN_DECLINED)) return undefined;
+      throw err;
     }
   }
 
@@ -157,6 +197,7 @@ export class TaskManager {
     }
     try {
       const res = await client.service(boxdShim.GroupService).Join({ id, namespace: ns, bundle: paths.bundle }, { timeoutMs: 2000 });
+      if (res.joinsOnCreate) this.createJoins.add(address);
       if (res.joined) return this.attach(ns, id, paths, ctx, client);
     } catch (err) {
       if (isCode(err, Code.UNIMPLEMENTED)) this.noJoin.add(ctx.binary);
@@ -173,6 +214,8 @@ export class TaskManager {
       (client) => {
         client.onClose(() => {
           if (this.shimClients.get(address) === connecting) this.shimClients.delete(address);
+          // Whatever serves this address next says again what it can.
+          this.createJoins.delete(address);
         });
         return client;
       },
