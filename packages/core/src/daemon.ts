@@ -133,7 +133,8 @@ export async function startDaemon(config: CoreConfig, logger: Logger): Promise<D
   const metrics = config.metricsAddress ? new (await import('./metrics.js')).CoreMetrics() : undefined;
   const host = new PluginHost(config, logger, (id) => metrics?.pluginRestarted(id));
   const bus = publishingBus(host);
-  const publisher = new EventPublisher(() => (host.has('events') ? bus() : undefined), logger);
+  // An event published while nothing holds a demand-started bus reaches no one (see publishingBus).
+  const publisher = new EventPublisher(() => (host.has('events') && host.inUse('events') ? host.kindClient('events', eventsService.EventsService) : undefined), logger);
   const healthState = new HealthState();
   try {
     await host.startAll();

@@ -4,9 +4,15 @@ import type { Logger } from 'pino';
 
 export class EventPublisher {
   constructor(
+    /** The bus, or undefined while an event would reach no one. */
     private readonly bus: () => ServiceClient<typeof eventsService.EventsService> | undefined,
     private readonly logger: Logger,
   ) {}
+
+  /** Whether a published event would reach a bus: when not, a caller can skip building it. */
+  get wanted(): boolean {
+    return this.bus() !== undefined;
+  }
 
   /** Fire and forget: a missing or slow bus never fails the API call. */
   publish<T>(namespace: string, topic: string, codec: MessageCodec<T>, event: Init<T>): void {

@@ -34,10 +34,12 @@ export function bytesRelay(endpoint: () => PluginEndpoint, service: string, meth
   return (req: Buffer, ctx: CallContext): Promise<Buffer> => endpoint().rawCall(service, method, req, forwardOptions(ctx));
 }
 
+/** `after` hooks run (on decoded messages) only while `hooksWanted` says so: decoding a container to publish an event nobody gets is waste. */
 export function passthroughService<S extends ServiceDefinition>(
   def: S,
   endpoint: () => PluginEndpoint,
   after: Partial<Record<keyof S['methods'], Hook>> = {},
+  hooksWanted: () => boolean = () => true,
 ): ServiceImplementation<S> {
   const typed = forwardService(def, () => endpoint().client(def));
   const impl: Record<string, unknown> = { ...typed };
@@ -46,7 +48,7 @@ export function passthroughService<S extends ServiceDefinition>(
     const hook = (after as Record<string, Hook | undefined>)[name];
     impl[name] = async (req: Buffer, ctx: CallContext) => {
       const res = await endpoint().rawCall(def.name, name, req, forwardOptions(ctx));
-      if (hook) await hook(m.requestType.decode(req) as never, m.responseType.decode(res) as never, ctx);
+      if (hook && hooksWanted()) await hook(m.requestType.decode(req) as never, m.responseType.decode(res) as never, ctx);
       return res;
     };
   }

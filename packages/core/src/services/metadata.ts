@@ -8,13 +8,14 @@ import type { EventPublisher } from '../events.js';
 type Hooks<S extends ServiceDefinition> = Partial<Record<keyof S['methods'], (req: never, res: never, ctx: CallContext) => void>>;
 
 /** Relay to the metadata plugin: bytes passed through on ttrpc, decoded messages otherwise. */
-function relay<S extends ServiceDefinition>(def: S, endpoint: () => PluginEndpoint, after: Hooks<S> = {}) {
-  if (endpoint().transport === 'ttrpc') return { definition: passthroughDefinition(def), implementation: passthroughService(def, endpoint, after) };
+function relay<S extends ServiceDefinition>(def: S, endpoint: () => PluginEndpoint, after: Hooks<S> = {}, hooksWanted?: () => boolean) {
+  if (endpoint().transport === 'ttrpc') return { definition: passthroughDefinition(def), implementation: passthroughService(def, endpoint, after, hooksWanted) };
   return { definition: def, implementation: forwardService(def, () => endpoint().client(def), after) as ServiceImplementation<S> };
 }
 
 export function metadataServices(endpoint: () => PluginEndpoint, publisher: EventPublisher): Array<{ definition: ServiceDefinition; implementation: unknown }> {
   const ns = (ctx: CallContext) => namespaceOf(ctx) ?? '';
+  const wanted = () => publisher.wanted;
   return [
     relay(namespaces.NamespacesService, endpoint, {
       Create: (_req: unknown, res: namespaces.CreateNamespaceResponse) =>
@@ -22,14 +23,14 @@ export function metadataServices(endpoint: () => PluginEndpoint, publisher: Even
       Update: (_req: unknown, res: namespaces.UpdateNamespaceResponse) =>
         publisher.publish(res.namespace?.name ?? '', '/namespaces/update', events.NamespaceUpdate, { name: res.namespace?.name, labels: res.namespace?.labels }),
       Delete: (req: namespaces.DeleteNamespaceRequest) => publisher.publish(req.name, '/namespaces/delete', events.NamespaceDelete, { name: req.name }),
-    }),
+    }, wanted),
     relay(images.ImagesService, endpoint, {
       Create: (_req: unknown, res: images.CreateImageResponse, ctx: CallContext) =>
         publisher.publish(ns(ctx), '/images/create', images.ImageCreate, { name: res.image?.name, labels: res.image?.labels }),
       Update: (_req: unknown, res: images.UpdateImageResponse, ctx: CallContext) =>
         publisher.publish(ns(ctx), '/images/update', images.ImageUpdate, { name: res.image?.name, labels: res.image?.labels }),
       Delete: (req: images.DeleteImageRequest, _res: unknown, ctx: CallContext) => publisher.publish(ns(ctx), '/images/delete', images.ImageDelete, { name: req.name }),
-    }),
+    }, wanted),
     relay(containers.ContainersService, endpoint, {
       Create: (_req: unknown, res: containers.CreateContainerResponse, ctx: CallContext) =>
         publisher.publish(ns(ctx), '/containers/create', events.ContainerCreate, {
@@ -45,7 +46,7 @@ export function metadataServices(endpoint: () => PluginEndpoint, publisher: Even
             snapshotKey: res.container?.snapshotKey,
           }),
         Delete: (req: containers.DeleteContainerRequest, _res: unknown, ctx: CallContext) => publisher.publish(ns(ctx), '/containers/delete', events.ContainerDelete, { id: req.id }),
-    }),
+    }, wanted),
     relay(leases.LeasesService, endpoint),
   ];
 }
