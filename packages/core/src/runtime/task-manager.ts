@@ -8,7 +8,6 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import {
   AlreadyExistsError,
-  boxdShim,
   Code,
   events,
   isCode,
@@ -21,11 +20,12 @@ import {
   type ServiceClient,
   protobuf,
 } from '@boxd/api';
-import { TtrpcClient } from '@boxd/ttrpc';
+import type { TtrpcClient } from '@boxd/ttrpc';
 import type { EventPublisher } from '../events.js';
 import { bundlePaths, createBundle, followShimLog, listBundles, readBundleFile, removeBundle, removeHiddenLeftovers, type BundlePaths } from './bundle.js';
 import { deleteShim, shimBinaryName, startShim, type ShimContext } from './shim-process.js';
 import { findExecutable } from '../executables.js';
+import { ShimGroups } from './shim-groups.js';
 
 export interface RuntimeOptions {
   root: string;
@@ -61,30 +61,21 @@ export interface CreateParams {
 }
 
 const key = (ns: string, id: string) => `${ns}/${id}`;
-const hintKey = (ctx: ShimContext) => `${ctx.binary}\0${ctx.namespace}`;
 
 export class TaskManager {
   private readonly tasks = new Map<string, ShimTask>();
   private readonly creating = new Set<string>();
   /** Bundles of finished tasks still being removed, by task key. */
   private readonly removals = new Map<string, Promise<void>>();
-  /** binary + namespace → the address the last `start` or join gave: where a new task of that namespace may join. */
-  private readonly groupHints = new Map<string, string>();
-  /** Shim binaries without boxd.shim.v1.Group: always `start`. */
-  private readonly noJoin = new Set<string>();
-  /** Shim addresses whose shim joins a task through its Create (JoinResponse.joins_on_create). */
-  private readonly createJoins = new Set<string>();
-  /**
-   * One connection per shim address, shared by its tasks and kept while the shim
-   * lives, so a task joining a grouping shim does not pay for a new connection.
-   */
-  private readonly shimClients = new Map<string, Promise<TtrpcClient>>();
+  private readonly shims: ShimGroups;
 
   constructor(
     private readonly options: RuntimeOptions,
     private readonly publisher: EventPublisher,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.shims = new ShimGroups(logger);
+  }
 
   get(ns: string, id: string): ShimTask {
     const t = this.tasks.get(key(ns, id));
@@ -135,9 +126,9 @@ export class TaskManager {
    * usual way, `start` (or Join) and Create.
    */
   private async createJoining(params: CreateParams, paths: BundlePaths, ctx: ShimContext): Promise<{ task: ShimTask; pid: number } | undefined> {
-    const address = this.groupHints.get(hintKey(ctx));
-    if (!address || !this.createJoins.has(address)) return undefined;
-    const client = await this.clientFor(address).catch(() => undefined);
+    const address = this.shims.joinsOnCreate(ctx);
+    if (!address) return undefined;
+    const client = await this.shims.client(address).catch(() => undefined);
     if (!client) return undefined;
     const task = this.attach(params.ns, params.id, paths, ctx, client);
     try {
@@ -156,8 +147,8 @@ export class TaskManager {
    * address and our dial: then `start` again, which spawns a fresh one.
    */
   private async startAndAttach(ns: string, id: string, paths: BundlePaths, ctx: ShimContext, options: CreateParams['options']): Promise<ShimTask> {
-    const joined = await this.tryJoin(ns, id, paths, ctx);
-    if (joined) return joined;
+    const joined = await this.shims.join(ctx);
+    if (joined) return this.attach(ns, id, paths, ctx, joined);
     // A shim started for this task writes its own log to the bundle's FIFO; a joined one has its log already.
     const log = followShimLog(paths.bundle, this.logger);
     try {
@@ -172,8 +163,8 @@ export class TaskManager {
     for (let attempt = 0; ; attempt++) {
       const address = await startShim(ctx, options);
       try {
-        const task = this.attach(ns, id, paths, ctx, await this.clientFor(address), log);
-        this.groupHints.set(hintKey(ctx), address);
+        const task = this.attach(ns, id, paths, ctx, await this.shims.client(address), log);
+        this.shims.started(ctx, address);
         return task;
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
@@ -181,51 +172,6 @@ export class TaskManager {
         this.logger.debug({ task: id, address }, 'shim gone before we connected; starting again');
       }
     }
-  }
-
-  /**
-   * Asks the shim that took this namespace's last task to take this one too, saving
-   * a `start` process; the shim decides by its own grouping rule. Undefined: run `start`.
-   */
-  private async tryJoin(ns: string, id: string, paths: BundlePaths, ctx: ShimContext): Promise<ShimTask | undefined> {
-    const address = this.groupHints.get(hintKey(ctx));
-    if (!address || this.noJoin.has(ctx.binary)) return undefined;
-    const client = await this.clientFor(address).catch(() => undefined);
-    if (!client) {
-      this.groupHints.delete(hintKey(ctx));
-      return undefined;
-    }
-    try {
-      const res = await client.service(boxdShim.GroupService).Join({ id, namespace: ns, bundle: paths.bundle }, { timeoutMs: 2000 });
-      if (res.joinsOnCreate) this.createJoins.add(address);
-      if (res.joined) return this.attach(ns, id, paths, ctx, client);
-    } catch (err) {
-      if (isCode(err, Code.UNIMPLEMENTED)) this.noJoin.add(ctx.binary);
-      else this.logger.debug({ err, task: id, address }, 'join failed; running start');
-    }
-    return undefined;
-  }
-
-  /** The shared connection to the shim at `address`, made on first use and dropped when it closes. */
-  private clientFor(address: string): Promise<TtrpcClient> {
-    const known = this.shimClients.get(address);
-    if (known) return known;
-    const connecting = TtrpcClient.connect(address).then(
-      (client) => {
-        client.onClose(() => {
-          if (this.shimClients.get(address) === connecting) this.shimClients.delete(address);
-          // Whatever serves this address next says again what it can.
-          this.createJoins.delete(address);
-        });
-        return client;
-      },
-      (err: unknown) => {
-        this.shimClients.delete(address);
-        throw err;
-      },
-    );
-    this.shimClients.set(address, connecting);
-    return connecting;
   }
 
   private shimContext(ns: string, id: string, paths: BundlePaths, binary: string): ShimContext {
@@ -291,7 +237,7 @@ export class TaskManager {
       try {
         if (!address) throw new NotFoundError('no shim address');
         const log = followShimLog(paths.bundle, this.logger);
-        const task = this.attach(ns, id, paths, ctx, await this.clientFor(address), log);
+        const task = this.attach(ns, id, paths, ctx, await this.shims.client(address), log);
         await task.task.Connect({ id }, { timeoutMs: 5000 });
         this.logger.info({ ns, task: id }, 'reconnected to shim');
       } catch (err) {
@@ -311,8 +257,6 @@ export class TaskManager {
       t.log?.destroy();
     }
     this.tasks.clear();
-    const clients = await Promise.allSettled(this.shimClients.values());
-    this.shimClients.clear();
-    await Promise.all(clients.map((c) => (c.status === 'fulfilled' ? c.value.close().catch(() => undefined) : undefined)));
+    await this.shims.close();
   }
 }
