@@ -13,7 +13,7 @@
  * or init is no longer alive to write to it, the caller runs `runc start`, which
  * answers as runc does (a stopped container, one already started).
  */
-import { closeSync, constants, fstatSync, openSync, readSync, unlinkSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync, rmSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -54,9 +54,13 @@ export async function startThroughExecFifo(binary: string, root: string, id: str
       if (!initAlive()) return false;
       await sleep(POLL_MS);
     }
+  } catch {
+    // Nothing read yet: runc can still do it, and says what is wrong if it cannot.
+    return false;
   } finally {
     closeSync(fd);
   }
-  unlinkSync(path);
+  // Init is on its way now; a fifo already gone (the container deleted meanwhile) changes nothing.
+  rmSync(path, { force: true });
   return true;
 }
