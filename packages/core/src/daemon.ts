@@ -67,17 +67,18 @@ function entry<S extends ServiceDefinition>(id: string, definition: S, implement
 type Bus = ServiceClient<typeof eventsService.EventsService>;
 
 /**
- * The events bus as publishers see it. An event published while nothing
+ * The events bus while something holds it. An event published while nothing
  * holds a demand-started bus reaches no one: every subscriber is an open
  * stream, which holds it, and the bus keeps no history. So such an event is
  * dropped instead of starting the bus for nothing.
  */
+function heldBus(host: PluginHost): Bus | undefined {
+  return host.has('events') && host.inUse('events') ? host.kindClient('events', eventsService.EventsService) : undefined;
+}
+
+/** The events bus as publishers see it: Publish and Forward go nowhere while nothing holds it. */
 function publishingBus(host: PluginHost): () => Bus {
-  return () => {
-    const bus = host.kindClient('events', eventsService.EventsService);
-    if (host.inUse('events')) return bus;
-    return { ...bus, Publish: async () => ({}), Forward: async () => ({}) };
-  };
+  return () => heldBus(host) ?? { ...host.kindClient('events', eventsService.EventsService), Publish: async () => ({}), Forward: async () => ({}) };
 }
 
 function publicServices(config: CoreConfig, host: PluginHost, bus: () => Bus, publisher: EventPublisher, healthState: HealthState, manager: TaskManager, logger: Logger): Registered[] {
@@ -101,7 +102,7 @@ function publicServices(config: CoreConfig, host: PluginHost, bus: () => Bus, pu
   const services: Registered[] = [
     entry('version', version.VersionService, versionService()),
     entry('healthcheck', health.HealthService, healthState.implementation()),
-    ...metadataServices(() => host.kindEndpoint('metadata'), publisher).map((s) => entry(s.definition.name.split('.')[2], s.definition, s.implementation as never)),
+    ...metadataServices(metaEndpoint, publisher).map((s) => entry(s.definition.name.split('.')[2], s.definition, s.implementation as never)),
     contentEntry,
     entry(
       'snapshots',
@@ -133,8 +134,7 @@ export async function startDaemon(config: CoreConfig, logger: Logger): Promise<D
   const metrics = config.metricsAddress ? new (await import('./metrics.js')).CoreMetrics() : undefined;
   const host = new PluginHost(config, logger, (id) => metrics?.pluginRestarted(id));
   const bus = publishingBus(host);
-  // An event published while nothing holds a demand-started bus reaches no one (see publishingBus).
-  const publisher = new EventPublisher(() => (host.has('events') && host.inUse('events') ? host.kindClient('events', eventsService.EventsService) : undefined), logger);
+  const publisher = new EventPublisher(() => heldBus(host), logger);
   const healthState = new HealthState();
   try {
     await host.startAll();

@@ -12,10 +12,17 @@ export const TABLES: readonly Table[] = ['namespaces', 'images', 'containers', '
 
 export type RowKey = readonly string[];
 
+/** A read of a written row the client makes next: made for the cache once the write is in. */
+export interface ReadBack {
+  service: string;
+  method: string;
+  payload: Uint8Array;
+}
+
 /** What a write may change: whole tables, and single rows. */
 export interface Touched {
   tables: readonly Table[];
-  rows: ReadonlyArray<{ table: Table; key: RowKey }>;
+  rows: ReadonlyArray<{ table: Table; key: RowKey; readBack?: ReadBack }>;
 }
 
 export interface CachedRead {
@@ -24,19 +31,9 @@ export interface CachedRead {
   row(payload: Uint8Array, namespace: string): RowKey;
 }
 
-/** A read to make for the cache once a write's own change notice has come: the client asks for it next. */
-export interface Prefetch {
-  service: string;
-  method: string;
-  namespace: string;
-  payload: Uint8Array;
-}
-
 export interface ReadMethods {
   /** service/method → an answer that may be kept. */
   cached: ReadonlyMap<string, CachedRead>;
-  /** Write service/method → what to read back once it is done (a cached read). */
-  prefetch: ReadonlyMap<string, (payload: Uint8Array, namespace: string) => Prefetch>;
   /** Further calls that write nothing. */
   reads: ReadonlySet<string>;
   /** service/method → what it may write (given the request and namespace); calls in no list may write anything. */
@@ -67,6 +64,19 @@ function rowsOf<T>(table: Table, codec: MessageCodec<T>, keys: (req: T, ns: stri
 
 const snapshotRow = (req: { snapshotter: string; key: string }, ns: string): RowKey => [ns, req.snapshotter, req.key];
 
+// ctr asks for the container it just created, and (for its mounts) the snapshot it just prepared.
+function createdContainer(payload: Uint8Array, ns: string): Touched {
+  const id = containers.CreateContainerRequest.decode(payload).container?.id ?? '';
+  const readBack = { service: CONTAINERS, method: 'Get', payload: containers.GetContainerRequest.encode({ id }) };
+  return { tables: [], rows: [{ table: 'containers', key: [ns, id], readBack }] };
+}
+
+function createdSnapshot(payload: Uint8Array, ns: string): Touched {
+  const { snapshotter, key } = snapshots.PrepareSnapshotRequest.decode(payload);
+  const readBack = { service: SNAPSHOTS, method: 'Resolve', payload: snapshots.MountsRequest.encode({ snapshotter, key }) };
+  return { tables: [], rows: [{ table: 'snapshots', key: [ns, snapshotter, key], readBack }] };
+}
+
 export const METADATA_READS: ReadMethods = {
   cached: new Map<string, CachedRead>([
     [`${NS}/Get`, cached('namespaces', namespaces.GetNamespaceRequest, (req) => [req.name])],
@@ -76,26 +86,6 @@ export const METADATA_READS: ReadMethods = {
     // Resolve also reads the parent's backend key, which never changes while it has children.
     [`${SNAPSHOTS}/Stat`, cached('snapshots', snapshots.StatSnapshotRequest, snapshotRow)],
     [`${SNAPSHOTS}/Resolve`, cached('snapshots', snapshots.MountsRequest, snapshotRow)],
-  ]),
-  // ctr asks for the container it just created, and (for its mounts) the snapshot it just prepared.
-  prefetch: new Map<string, (payload: Uint8Array, namespace: string) => Prefetch>([
-    [
-      `${CONTAINERS}/Create`,
-      (payload, namespace) => {
-        const id = containers.CreateContainerRequest.decode(payload).container?.id ?? '';
-        return { service: CONTAINERS, method: 'Get', namespace, payload: containers.GetContainerRequest.encode({ id }) };
-      },
-    ],
-    ...each(SNAPSHOTS, ['Prepare', 'View']).map(
-      (m) =>
-        [
-          m,
-          (payload: Uint8Array, namespace: string): Prefetch => {
-            const { snapshotter, key } = snapshots.PrepareSnapshotRequest.decode(payload);
-            return { service: SNAPSHOTS, method: 'Resolve', namespace, payload: snapshots.MountsRequest.encode({ snapshotter, key }) };
-          },
-        ] as const,
-    ),
   ]),
   reads: new Set([
     ...each(NS, ['List']),
@@ -116,15 +106,14 @@ export const METADATA_READS: ReadMethods = {
     [`${LEASES}/Delete`, (payload) => (leases.DeleteRequest.decode(payload).sync ? { tables: TABLES, rows: [] } : nothing())],
     [`${IMAGES}/Create`, rowsOf('images', images.CreateImageRequest, (req, ns) => [[ns, req.image?.name ?? '']])],
     [`${IMAGES}/Update`, rowsOf('images', images.UpdateImageRequest, (req, ns) => [[ns, req.image?.name ?? '']])],
-    [`${CONTAINERS}/Create`, rowsOf('containers', containers.CreateContainerRequest, (req, ns) => [[ns, req.container?.id ?? '']])],
+    [`${CONTAINERS}/Create`, createdContainer],
     [`${CONTAINERS}/Update`, rowsOf('containers', containers.UpdateContainerRequest, (req, ns) => [[ns, req.container?.id ?? '']])],
     [`${CONTAINERS}/Delete`, rowsOf('containers', containers.DeleteContainerRequest, (req, ns) => [[ns, req.id]])],
     ...each(LEASES, ['Create', 'AddResource', 'DeleteResource']).map((m) => [m, nothing] as const),
     [`${CONTENT}/Update`, rowsOf('content', content.UpdateRequest, (req, ns) => [[ns, req.info?.digest ?? '']])],
     [`${CONTENT}/Delete`, rowsOf('content', content.DeleteContentRequest, (req, ns) => [[ns, req.digest]])],
     ...each(CONTENT, ['Add', 'OpenIngest', 'PrepareCommit', 'AbortIngest']).map((m) => [m, wholeTables('content')] as const),
-    [`${SNAPSHOTS}/Prepare`, rowsOf('snapshots', snapshots.PrepareSnapshotRequest, (req, ns) => [snapshotRow(req, ns)])],
-    [`${SNAPSHOTS}/View`, rowsOf('snapshots', snapshots.ViewSnapshotRequest, (req, ns) => [snapshotRow(req, ns)])],
+    ...each(SNAPSHOTS, ['Prepare', 'View']).map((m) => [m, createdSnapshot] as const),
     ...each(SNAPSHOTS, ['Commit', 'AbortCommit']).map(
       (m) => [m, rowsOf('snapshots', snapshots.CommitSnapshotRequest, (req, ns) => [snapshotRow(req, ns), [ns, req.snapshotter, req.name]])] as const,
     ),

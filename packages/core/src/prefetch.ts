@@ -6,7 +6,8 @@
  * is in (at once, if it came before the write's answer). It is an ordinary read: its
  * answer is kept only by the cache's usual rules.
  */
-import type { Prefetch } from './metadata-reads.js';
+/** Makes the read (the cache decides whether its answer is kept). */
+export type MakeRead = () => void;
 
 /** How long a write waits for its notice before its prefetch is given up. */
 const WAIT_MS = 1_000;
@@ -15,11 +16,9 @@ const MAX_WAITING = 256;
 
 export class Prefetches {
   /** Row → the read to make when its notice comes. */
-  private readonly waiting = new Map<string, { read: Prefetch; until: number }>();
+  private readonly waiting = new Map<string, { read: MakeRead; until: number }>();
   /** Rows a notice named while a write to them was under way. */
   private readonly noticed = new Set<string>();
-
-  constructor(private readonly make: (row: string, read: Prefetch) => void) {}
 
   /** A notice named `row`; `writing` tells whether a write to it is under way. */
   notice(row: string, writing: boolean): void {
@@ -27,15 +26,15 @@ export class Prefetches {
     const entry = this.waiting.get(row);
     if (!entry) return;
     this.waiting.delete(row);
-    if (entry.until >= Date.now()) this.make(row, entry.read);
+    if (entry.until >= Date.now()) entry.read();
   }
 
   /** A write to `row` answered; `read` is what to read back (none when the write failed). */
-  written(row: string, read: Prefetch | undefined): void {
+  written(row: string, read: MakeRead | undefined): void {
     const noticed = this.noticed.delete(row);
     if (!read) return;
     if (noticed) {
-      this.make(row, read);
+      read();
       return;
     }
     this.waiting.delete(row);

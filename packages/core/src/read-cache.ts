@@ -19,7 +19,7 @@
  * Changes nobody relayed through the core (garbage collection, expiries) are
  * seen when their notice arrives, as they would be by a client racing them.
  */
-import { METADATA_READS, TABLES, type Prefetch, type ReadMethods, type RowKey, type Table, type Touched } from './metadata-reads.js';
+import { METADATA_READS, TABLES, type ReadBack, type ReadMethods, type RowKey, type Table, type Touched } from './metadata-reads.js';
 import { Prefetches } from './prefetch.js';
 
 export type { ReadMethods } from './metadata-reads.js';
@@ -39,6 +39,8 @@ const MAX_BYTES = 8 * 1024 * 1024;
 const MAX_DROPPED_ROWS = 10_000;
 
 const rowId = (table: Table, key: RowKey) => `${table}\0${JSON.stringify(key)}`;
+const requestKey = (name: string, namespace: string, payload: Uint8Array) =>
+  `${name}\0${namespace}\0${Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('latin1')}`;
 
 /** A request that does not decode may still be taken by the plugin somehow: assume the worst. */
 function touchedBy(describe: (payload: Uint8Array, ns: string) => Touched, payload: Uint8Array, ns: string): Touched {
@@ -75,7 +77,7 @@ export class ReadCache {
   /** The watch whose notices are trusted; older ones are ignored. */
   private watchId = 0;
   private live = false;
-  private readonly prefetches = new Prefetches((row, read) => this.prefetch(row, read));
+  private readonly prefetches = new Prefetches();
   private sender?: ReadSender;
 
   constructor(private readonly methods: ReadMethods = METADATA_READS) {}
@@ -95,7 +97,7 @@ export class ReadCache {
     }
     if (this.methods.reads.has(name)) return send();
     const writes = this.methods.writes.get(name);
-    return this.write(writes ? touchedBy(writes, payload, namespace) : { tables: TABLES, rows: [] }, send, this.prefetchFor(name, namespace, payload));
+    return this.write(writes ? touchedBy(writes, payload, namespace) : { tables: TABLES, rows: [] }, namespace, send);
   }
 
   /** Where a cached read's answer lives; undefined when its request does not decode. */
@@ -108,23 +110,15 @@ export class ReadCache {
     } catch {
       return undefined;
     }
-    const request = `${name}\0${namespace}\0${Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('latin1')}`;
-    return { table: read.table, row: rowId(read.table, key), request };
+    return { table: read.table, row: rowId(read.table, key), request: requestKey(name, namespace, payload) };
   }
 
-  private prefetchFor(name: string, namespace: string, payload: Uint8Array): Prefetch | undefined {
-    try {
-      return this.methods.prefetch.get(name)?.(payload, namespace);
-    } catch {
-      return undefined;
-    }
-  }
-
-  private prefetch(row: string, read: Prefetch): void {
-    const target = this.readTarget(`${read.service}/${read.method}`, read.namespace, read.payload);
+  /** The read the client makes next of a row a write made (see prefetch.ts), as the cache's own. */
+  private readBack(table: Table, row: string, namespace: string, back: ReadBack): void {
     const sender = this.sender;
-    if (!this.live || !sender || !target || target.row !== row) return;
-    this.read(target.table, target.row, target.request, () => sender(read.service, read.method, read.namespace, read.payload)).catch(() => undefined);
+    if (!this.live || !sender) return;
+    const request = requestKey(`${back.service}/${back.method}`, namespace, back.payload);
+    this.read(table, row, request, () => sender(back.service, back.method, namespace, back.payload)).catch(() => undefined);
   }
 
   /** Takes the notices of a watch stream; the previous watch, if any, stops counting. */
@@ -193,7 +187,7 @@ export class ReadCache {
     );
   }
 
-  private async write(touched: Touched, send: () => Promise<Buffer>, prefetch?: Prefetch): Promise<Buffer> {
+  private async write(touched: Touched, namespace: string, send: () => Promise<Buffer>): Promise<Buffer> {
     const rows = touched.rows.map((r) => rowId(r.table, r.key));
     const names = [...touched.tables, ...rows];
     this.drop(touched);
@@ -206,8 +200,10 @@ export class ReadCache {
     } finally {
       for (const n of names) this.writing.down(n);
       this.drop(touched);
-      const then = done && prefetch ? this.readTarget(`${prefetch.service}/${prefetch.method}`, prefetch.namespace, prefetch.payload) : undefined;
-      for (const row of rows) this.prefetches.written(row, then?.row === row ? prefetch : undefined);
+      touched.rows.forEach(({ table, readBack }, i) => {
+        const row = rows[i]!;
+        this.prefetches.written(row, done && readBack ? () => this.readBack(table, row, namespace, readBack) : undefined);
+      });
     }
   }
 

@@ -56,6 +56,13 @@ class Backend {
   }
 }
 
+/** A backend already holding `data`. */
+function backendWith(data: Record<string, string>): Backend {
+  const backend = new Backend();
+  for (const [key, value] of Object.entries(data)) backend.data.set(key, value);
+  return backend;
+}
+
 const settle = () => new Promise((r) => setTimeout(r, 0));
 const req = (s: string) => Buffer.from(s);
 const containerId = (id: string) => containers.GetContainerRequest.encode({ id });
@@ -105,9 +112,7 @@ describe('ReadCache', () => {
 
   it('a notice drops the answers of the tables it names, and only those', async () => {
     const { cache, notices } = await liveCache();
-    const backend = new Backend();
-    backend.data.set('c1', 'v1');
-    backend.data.set('d1', 'blob');
+    const backend = backendWith({ c1: 'v1', d1: 'blob' });
     await get(cache, backend, 'c1');
     await info(cache, backend, 'd1');
     backend.data.set('c1', 'v2');
@@ -182,9 +187,7 @@ describe('ReadCache', () => {
 
   it('a call it does not know counts as a write of everything', async () => {
     const { cache } = await liveCache();
-    const backend = new Backend();
-    backend.data.set('c1', 'v1');
-    backend.data.set('d1', 'blob');
+    const backend = backendWith({ c1: 'v1', d1: 'blob' });
     await get(cache, backend, 'c1');
     await info(cache, backend, 'd1');
     await cache.call('boxd.metadata.v1.GC', 'Collect', '', req(''), async () => Buffer.from(''));
@@ -195,9 +198,7 @@ describe('ReadCache', () => {
 
   it('deletes that collect synchronously drop everything; without sync only their own table', async () => {
     const { cache } = await liveCache();
-    const backend = new Backend();
-    backend.data.set('c1', 'v1');
-    backend.data.set('d1', 'blob');
+    const backend = backendWith({ c1: 'v1', d1: 'blob' });
     const fill = async () => {
       await get(cache, backend, 'c1');
       await info(cache, backend, 'd1');
@@ -259,9 +260,7 @@ describe('ReadCache', () => {
 
   it('a write to one row keeps the answers read from other rows of its table', async () => {
     const { cache } = await liveCache();
-    const backend = new Backend();
-    backend.data.set('c1', 'v1');
-    backend.data.set('c2', 'w1');
+    const backend = backendWith({ c1: 'v1', c2: 'w1' });
     await get(cache, backend, 'c1');
     await get(cache, backend, 'c2');
     backend.data.set('c1', 'v2');

@@ -31,21 +31,26 @@ export function rowKeyOf(key: unknown): RowKey | undefined {
 
 /** Adds a write of `row` (undefined: the whole table) to `writes`. */
 export function addWrite(writes: Writes, table: string, row: RowKey | undefined): void {
+  addRow(writes, table, row && JSON.stringify(row));
+}
+
+/** As addWrite, the row already in its JSON form (as Writes keeps it). */
+function addRow(writes: Writes, table: string, row: string | undefined): void {
   const rows = writes.get(table);
   if (rows === null) return;
-  if (!row) {
+  if (row === undefined) {
     writes.set(table, null);
     return;
   }
   const set = rows ?? new Set<string>();
-  set.add(JSON.stringify(row));
+  set.add(row);
   writes.set(table, set.size > MAX_ROWS ? null : set);
 }
 
 function mergeWrites(into: Writes, from: Writes): void {
   for (const [table, rows] of from) {
-    if (rows === null) addWrite(into, table, undefined);
-    else for (const row of rows) addWrite(into, table, JSON.parse(row) as string[]);
+    if (rows === null) addRow(into, table, undefined);
+    else for (const row of rows) addRow(into, table, row);
   }
 }
 

@@ -33,21 +33,22 @@ class MountsCache {
   constructor(private readonly limit = 1024) {}
 
   get(snapshotter: string, key: string): types.Mount[] | undefined {
-    return this.entries.get(`${snapshotter}\0${key}`);
+    return this.entries.get(idOf(snapshotter, key));
   }
 
   set(snapshotter: string, key: string, mounts: types.Mount[]): void {
-    const id = `${snapshotter}\0${key}`;
+    const id = idOf(snapshotter, key);
     this.entries.delete(id);
     this.entries.set(id, mounts);
     if (this.entries.size > this.limit) this.entries.delete(this.entries.keys().next().value!);
   }
 
   delete(snapshotter: string, key: string): void {
-    this.entries.delete(`${snapshotter}\0${key}`);
+    this.entries.delete(idOf(snapshotter, key));
   }
 }
 
+const idOf = (snapshotter: string, key: string) => `${snapshotter}\0${key}`;
 
 export function snapshotsService(backend: (snapshotter: string) => Backend, index: () => Index, publisher: EventPublisher): ServiceImplementation<typeof snapshots.SnapshotsService> {
   const ns = (ctx: CallContext) => namespaceOf(ctx) ?? '';

@@ -63,7 +63,7 @@ export class H2ServerConnection implements StreamHost {
   private uncredited = 0;
   private output: Buffer[] = [];
   private flushScheduled = false;
-  /** PING acks waiting to go out with the next frames (see holdPingAck). */
+  /** PING ack frames waiting to go out with the next frames (see holdPingAck). */
   private heldPingAcks: Buffer[] = [];
   private pingAckTimer?: NodeJS.Timeout;
   private goingAway = false;
@@ -385,8 +385,8 @@ export class H2ServerConnection implements StreamHost {
    * it, and the clients' keepalive timeouts are seconds long.
    */
   private holdPingAck(payload: Buffer): void {
-    this.heldPingAcks.push(frameHeader(8, FrameType.Ping, Flag.Ack, 0), Buffer.from(payload));
-    if (this.heldPingAcks.length >= 2 * MAX_HELD_PING_ACKS) {
+    this.heldPingAcks.push(Buffer.concat([frameHeader(8, FrameType.Ping, Flag.Ack, 0), payload]));
+    if (this.heldPingAcks.length >= MAX_HELD_PING_ACKS) {
       this.queue();
       return;
     }

@@ -9,7 +9,7 @@ import type { Metadata } from '../metadata.js';
 import type { Backends } from '../backends/clients.js';
 import { sweepRecords, type SweepStats } from './sweep.js';
 import { emptyBackendStats, sweepContent, sweepSnapshotter, type BackendStats } from './backend-sweep.js';
-import { DirtyBackends } from './dirty.js';
+import { CONTENT_BACKEND, DirtyBackends, snapshotterBackend } from './dirty.js';
 
 export interface CollectStats extends SweepStats, BackendStats {
   durationNs: bigint;
@@ -98,12 +98,13 @@ export class Collector {
     const backend = emptyBackendStats();
     const sweeps: Promise<void>[] = [];
     const content = this.backends.content;
-    if (content && (this.dirty.takeContent() || full)) {
-      sweeps.push(this.guard('content', () => sweepContent(stores, content, this.meta.blobGuard, backend), backend, (ok) => this.dirty.contentSwept(ok)));
+    if (content && (this.dirty.take(CONTENT_BACKEND) || full)) {
+      sweeps.push(this.guard('content', CONTENT_BACKEND, () => sweepContent(stores, content, this.meta.blobGuard, backend), backend));
     }
     for (const [name, snapshotter] of this.backends.snapshotters) {
-      if (!this.dirty.takeSnapshotter(name) && !full) continue;
-      sweeps.push(this.guard(`snapshotter ${name}`, () => sweepSnapshotter(stores, name, snapshotter, backend), backend, (ok) => this.dirty.snapshotterSwept(name, ok)));
+      const id = snapshotterBackend(name);
+      if (!this.dirty.take(id) && !full) continue;
+      sweeps.push(this.guard(`snapshotter ${name}`, id, () => sweepSnapshotter(stores, name, snapshotter, backend), backend));
     }
     await Promise.all(sweeps);
     const stats: CollectStats = { ...records, ...backend, durationNs: process.hrtime.bigint() - started };
@@ -116,13 +117,13 @@ export class Collector {
    * A backend that is down must not fail the collection: it stays dirty and the next one
    * retries. (Errors of sweeps running beside it may count against it too: one more sweep.)
    */
-  private async guard(what: string, sweep: () => Promise<void>, stats: BackendStats, swept: (ok: boolean) => void): Promise<void> {
+  private async guard(what: string, backend: string, sweep: () => Promise<void>, stats: BackendStats): Promise<void> {
     const errorsBefore = stats.errors.length;
     try {
       await sweep();
     } catch (err) {
       stats.errors.push(`${what}: ${(err as Error).message}`);
     }
-    swept(stats.errors.length === errorsBefore);
+    this.dirty.swept(backend, stats.errors.length === errorsBefore);
   }
 }

@@ -18,8 +18,9 @@ const CONTENT_TABLES = new Set(['content', 'blobs', 'ingests']);
 /** Tables keyed [snapshotter, backendKey] that say which backend snapshots are referenced. */
 const SNAPSHOT_TABLES = new Set(['backendKeys', 'retired']);
 
-const CONTENT = 'content';
-const snapshotter = (name: string) => `snapshotter/${name}`;
+/** The backends by name, as the store records them clean. */
+export const CONTENT_BACKEND = 'content';
+export const snapshotterBackend = (name: string) => `snapshotter/${name}`;
 
 export class DirtyBackends {
   private readonly dirty = new Set<string>();
@@ -29,39 +30,27 @@ export class DirtyBackends {
     private readonly clean: Database<1, string>,
     private readonly snapshotterNames: readonly string[],
   ) {
-    for (const backend of [CONTENT, ...snapshotterNames.map(snapshotter)]) {
+    for (const backend of [CONTENT_BACKEND, ...snapshotterNames.map(snapshotterBackend)]) {
       if (clean.get(backend) === undefined) this.dirty.add(backend);
     }
   }
 
   /** A write to `table` at `key` (none: the whole table), inside the transaction making it. */
   noteWrite(table: string, key: readonly string[] | undefined): void {
-    if (CONTENT_TABLES.has(table)) this.markDirty(CONTENT);
+    if (CONTENT_TABLES.has(table)) this.markDirty(CONTENT_BACKEND);
     else if (SNAPSHOT_TABLES.has(table)) {
       const names = key?.[0] !== undefined ? [key[0]] : this.snapshotterNames;
-      for (const name of names) this.markDirty(snapshotter(name));
+      for (const name of names) this.markDirty(snapshotterBackend(name));
     }
   }
 
-  /** Whether the content store needs a sweep; it counts as clean from now on unless written again. */
-  takeContent(): boolean {
-    return this.dirty.delete(CONTENT);
+  /** Whether `backend` needs a sweep; it counts as clean from now on unless written again. */
+  take(backend: string): boolean {
+    return this.dirty.delete(backend);
   }
 
-  takeSnapshotter(name: string): boolean {
-    return this.dirty.delete(snapshotter(name));
-  }
-
-  /** The sweep of the content store finished: clean, or dirty again if it left something or a write came meanwhile. */
-  contentSwept(ok: boolean): void {
-    this.swept(CONTENT, ok);
-  }
-
-  snapshotterSwept(name: string, ok: boolean): void {
-    this.swept(snapshotter(name), ok);
-  }
-
-  private swept(backend: string, ok: boolean): void {
+  /** The sweep of `backend` finished: clean, or dirty again if it left something or a write came meanwhile. */
+  swept(backend: string, ok: boolean): void {
     if (!ok) this.markDirty(backend);
     else if (!this.dirty.has(backend)) this.clean.putSync(backend, 1);
   }
