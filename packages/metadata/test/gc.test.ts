@@ -330,9 +330,18 @@ describe('garbage collection', () => {
     };
     let m = await start();
     try {
-      await orphan('before-first-sweep');
+      // A store made just now counts every backend clean: its first collection lists none.
+      await orphan('on-a-new-store');
       await m.instance.collector.collect();
-      expect(own.snaps.has('before-first-sweep')).toBe(false);
+      expect(own.snaps.has('on-a-new-store')).toBe(true);
+      // A write through the index dirties the snapshotter; its sweep takes what the index never held.
+      const first = new FakeCore(m.clients, cs);
+      first.addSnapshotter('snap', own.address);
+      await first.prepare(inNs('gc-restart'), 'snap', 'dirtying');
+      first.close();
+      await m.clients.snapshots.Remove({ snapshotter: 'snap', key: 'dirtying' }, inNs('gc-restart'));
+      await m.instance.collector.collect();
+      expect(own.snaps.has('on-a-new-store')).toBe(false);
       await orphan('after-clean-sweep');
       await m.stop();
 

@@ -40,7 +40,7 @@ export class Collector {
     private readonly options: CollectorOptions,
     private readonly logger: Logger,
   ) {
-    this.dirty = new DirtyBackends(meta.stores.cleanBackends, [...backends.snapshotters.keys()]);
+    this.dirty = new DirtyBackends(meta.stores.cleanBackends, [...backends.snapshotters.keys()], meta.stores.created);
   }
 
   /** A write to the store, inside its transaction: it may leave a backend something to collect. */

@@ -9,7 +9,12 @@
  * A clean sweep is recorded in the store (`cleanBackends`), and the first write
  * that dirties a backend removes that record in the same transaction: a
  * restarted plugin sweeps exactly what was dirty when it stopped, and a backend
- * never swept on this root (or whose sweep failed) counts as dirty.
+ * never swept on this root (or whose sweep failed) counts as dirty. A store
+ * made just now counts every backend clean, as upstream starts with nothing
+ * dirty: it has referenced nothing yet, and what an earlier store left in a
+ * backend goes with the first sweep after a write dirties that backend. (Else
+ * the first collection on a new root would start every stopped snapshotter
+ * just to list it.)
  */
 import type { Database } from 'lmdb';
 
@@ -29,9 +34,12 @@ export class DirtyBackends {
     /** backend → 1 once swept clean; written without change notices, nobody outside GC reads it. */
     private readonly clean: Database<1, string>,
     private readonly snapshotterNames: readonly string[],
+    /** The store was made just now. */
+    created: boolean,
   ) {
     for (const backend of [CONTENT_BACKEND, ...snapshotterNames.map(snapshotterBackend)]) {
-      if (clean.get(backend) === undefined) this.dirty.add(backend);
+      if (created) clean.putSync(backend, 1);
+      else if (clean.get(backend) === undefined) this.dirty.add(backend);
     }
   }
 

@@ -3,6 +3,7 @@
  * synchronous write transaction, so a kill -9 at any point leaves either the
  * old or the new state, and no two mutations (GC's sweep included) interleave.
  */
+import { existsSync } from 'node:fs';
 import { open, type Database, type RootDatabase, type Key } from 'lmdb';
 import { join } from 'node:path';
 import type {
@@ -50,6 +51,8 @@ export interface Stores {
   readonly sequences: Database<number, Key>;
   /** backend → 1: swept clean since its references last changed (see gc/dirty.ts); no change notices */
   readonly cleanBackends: Database<1, string>;
+  /** The store was made by this open: it has never referenced anything. */
+  readonly created: boolean;
 }
 
 /**
@@ -79,7 +82,9 @@ function reportingWrites<D extends Database<never, Key>>(db: D, table: Parameter
 export function openStores(dir: string, onWrite: WriteListener = () => undefined): Stores {
   // overlappingSync: a commit does not wait for the previous one's fsync; lmdb stays
   // consistent on a crash either way (it falls back to the last fully synced commit).
-  const root = open({ path: join(dir, 'meta.lmdb'), maxDbs: 16, overlappingSync: true });
+  const path = join(dir, 'meta.lmdb');
+  const created = !existsSync(path);
+  const root = open({ path, maxDbs: 16, overlappingSync: true });
   const db = <V>(table: Parameters<WriteListener>[0], name: string, options: { keyEncoding?: 'ordered-binary'; encoding?: 'binary' } = {}) =>
     reportingWrites(root.openDB<V, Key>({ name, ...options }) as Database<never, Key>, table, onWrite) as unknown as Database<V, Key>;
   return {
@@ -99,6 +104,7 @@ export function openStores(dir: string, onWrite: WriteListener = () => undefined
     retired: db('retired', 'retired'),
     sequences: db('sequences', 'sequences'),
     cleanBackends: root.openDB<1, string>({ name: 'clean-backends' }),
+    created,
   };
 }
 
