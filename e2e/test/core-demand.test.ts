@@ -97,6 +97,15 @@ describe('plugins started on demand', () => {
     await waitFor(allStopped, 20_000);
   });
 
+  it('a new lease starts the content store beside metadata, for the content calls that follow it', async () => {
+    await waitFor(allStopped, 20_000);
+    let lease = '';
+    expect(await startedDuring(async () => (lease = (await ok(['leases', 'create'])).trim()))).toEqual(['content', 'metadata']);
+    expect(await ok(['leases', 'ls'])).toContain(lease);
+    await ok(['leases', 'rm', lease]);
+    await waitFor(allStopped, 20_000);
+  });
+
   it('an events subscriber starts the bus and holds it; events without a subscriber do not start it', async () => {
     expect(await startedDuring(() => ok(['namespaces', 'create', 'nobody-listens']))).not.toContain('events');
 

@@ -85,10 +85,16 @@ function publicServices(config: CoreConfig, host: PluginHost, bus: () => Bus, pu
   const meta = <S extends ServiceDefinition>(def: S) => host.kindClient('metadata', def);
   const store = () => host.kindClient('content', content.ContentService);
   const contentIndex = () => meta(boxdMetadata.ContentIndexService);
-  // The snapshotter clients use unless told otherwise (ctr's and containerd's default).
-  const warmSnapshotter = () => host.warm('overlayfs');
-  const unpackAhead = new UnpackAhead(() => host.kindClient('diff', boxdDiff.StagingService), store, logger, warmSnapshotter);
-  const contentApi = contentService(store, contentIndex, publisher, (digest, size, namespace) => void unpackAhead.committed(digest, size, namespace));
+  const layerArrived = () => {
+    host.warmKind('diff');
+    // The snapshotter clients use unless told otherwise (ctr's and containerd's default).
+    host.warm('overlayfs');
+  };
+  const unpackAhead = new UnpackAhead(() => host.kindClient('diff', boxdDiff.StagingService), store, logger, layerArrived);
+  const contentApi = contentService(store, contentIndex, publisher, {
+    writing: (head) => unpackAhead.writing(head),
+    committed: (digest, size, namespace) => void unpackAhead.committed(digest, size, namespace),
+  });
   // Content.Info and Update are ContentIndex's own messages: relayed as bytes where the plugin speaks ttrpc.
   const metaEndpoint = () => host.kindEndpoint('metadata');
   const contentEntry =
@@ -102,7 +108,7 @@ function publicServices(config: CoreConfig, host: PluginHost, bus: () => Bus, pu
   const services: Registered[] = [
     entry('version', version.VersionService, versionService()),
     entry('healthcheck', health.HealthService, healthState.implementation()),
-    ...metadataServices(metaEndpoint, publisher).map((s) => entry(s.definition.name.split('.')[2], s.definition, s.implementation as never)),
+    ...metadataServices(metaEndpoint, publisher, () => host.warmKind('content')).map((s) => entry(s.definition.name.split('.')[2], s.definition, s.implementation as never)),
     contentEntry,
     entry(
       'snapshots',

@@ -256,6 +256,12 @@ export class PluginHost {
     );
   }
 
+  /** `warm` for the plugin of a kind, when there is one. */
+  warmKind(kind: PluginKind): void {
+    const h = this.byKind(kind);
+    if (h) this.warm(h.config.id);
+  }
+
   snapshotterIds(): string[] {
     return [...this.hosted.values()].filter((h) => h.config.type === 'snapshot').map((h) => h.config.id);
   }

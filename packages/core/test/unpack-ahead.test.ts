@@ -105,6 +105,14 @@ describe('UnpackAhead', () => {
     expect(asked).toBe(1);
     expect(layers).toBe(1);
     expect(looksLikeLayer(layerTar('b.txt', Buffer.from('b')))).toBe(true);
+
+    // A write's first bytes: a layer's say so before its commit, other content's do not.
+    unpackAhead.writing(config);
+    unpackAhead.writing(text);
+    expect(layers).toBe(1);
+    unpackAhead.writing(gz.subarray(0, 16));
+    expect(layers).toBe(2);
+    expect(asked).toBe(1);
   });
 
   it('asks a diff plugin without the Staging service once, and copes with no diff plugin at all', async () => {

@@ -33,10 +33,17 @@ type WriteResponse = Init<content.WriteContentResponse>;
 const { STAT, WRITE, COMMIT } = content.WriteAction;
 const writeRequestCodec = content.ContentService.methods.Write.requestType;
 
-/** Told of every blob committed through Write (unpack-ahead.ts stages layers with it). */
-export type CommitHook = (digest: string, size: Init<WriteResponse>['offset'], namespace: string) => void;
+/** What unpack-ahead.ts is told of the writes through Write. */
+export interface WriteHooks {
+  /** The first bytes of a write (its first non-empty chunk). */
+  writing(head: Uint8Array): void;
+  /** A blob committed. */
+  committed(digest: string, size: Init<WriteResponse>['offset'], namespace: string): void;
+}
 
-export function contentService(store: () => Store, index: () => Index, publisher: EventPublisher, onCommit: CommitHook = () => undefined): ServiceImplementation<typeof content.ContentService> {
+const NO_HOOKS: WriteHooks = { writing: () => undefined, committed: () => undefined };
+
+export function contentService(store: () => Store, index: () => Index, publisher: EventPublisher, hooks: WriteHooks = NO_HOOKS): ServiceImplementation<typeof content.ContentService> {
   const blobs = new BlobCache();
   return {
     Info: (req, ctx) => index().Info(req, forwardOptions(ctx)),
@@ -71,7 +78,7 @@ export function contentService(store: () => Store, index: () => Index, publisher
         .catch((err) => (isNotFound(err) ? undefined : Promise.reject(err)));
       return {};
     },
-    Write: (requests, ctx) => write(requests, ctx, store(), index(), onCommit),
+    Write: (requests, ctx) => write(requests, ctx, store(), index(), hooks),
   };
 }
 
@@ -86,7 +93,7 @@ async function backendStatus(store: Store, ingest: boxdMetadata.Ingest, ctx: Cal
   }
 }
 
-async function* write(requests: AsyncIterable<WriteRequest>, ctx: CallContext, store: Store, index: Index, onCommit: CommitHook): AsyncGenerator<WriteResponse> {
+async function* write(requests: AsyncIterable<WriteRequest>, ctx: CallContext, store: Store, index: Index, hooks: WriteHooks): AsyncGenerator<WriteResponse> {
   const incoming = requests[Symbol.asyncIterator]();
   const first = await incoming.next();
   if (first.done) return;
@@ -117,11 +124,16 @@ async function* write(requests: AsyncIterable<WriteRequest>, ctx: CallContext, s
   const refField = writeRequestCodec.encode({ ref: backendRef });
   try {
     let lastDigest = '';
+    let started = false;
     for (; msg; msg = await nextMessage(incoming)) {
+      if (!started && msg.data.length > 0) {
+        started = true;
+        hooks.writing(msg.data);
+      }
       const out = toBackend(msg, backendRef, refField);
       if (msg.action === COMMIT) {
         const committed = await commit(backend, out, msg, { ref, lastDigest, index, opts });
-        onCommit(committed.digest ?? '', committed.offset, namespaceOf(ctx) ?? '');
+        hooks.committed(committed.digest ?? '', committed.offset, namespaceOf(ctx) ?? '');
         yield committed;
         return;
       }

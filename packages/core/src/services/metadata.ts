@@ -13,7 +13,18 @@ function relay<S extends ServiceDefinition>(def: S, endpoint: () => PluginEndpoi
   return { definition: def, implementation: forwardService(def, () => endpoint().client(def), after) as ServiceImplementation<S> };
 }
 
-export function metadataServices(endpoint: () => PluginEndpoint, publisher: EventPublisher): Array<{ definition: ServiceDefinition; implementation: unknown }> {
+/** `relay` with `before` called as each call of `method` comes in. */
+function announced<S extends ServiceDefinition>(service: ReturnType<typeof relay<S>>, method: keyof S['methods'] & string, before: () => void) {
+  const impl = service.implementation as Record<string, (...args: unknown[]) => unknown>;
+  const call = impl[method]!;
+  return { ...service, implementation: { ...impl, [method]: (...args: unknown[]) => (before(), call(...args)) } };
+}
+
+/**
+ * `leaseCreating`: a lease is how clients begin an image or container
+ * operation (ctr import, pull, run), and content is read or written next.
+ */
+export function metadataServices(endpoint: () => PluginEndpoint, publisher: EventPublisher, leaseCreating: () => void = () => undefined): Array<{ definition: ServiceDefinition; implementation: unknown }> {
   const ns = (ctx: CallContext) => namespaceOf(ctx) ?? '';
   const wanted = () => publisher.wanted;
   return [
@@ -47,6 +58,6 @@ export function metadataServices(endpoint: () => PluginEndpoint, publisher: Even
           }),
         Delete: (req: containers.DeleteContainerRequest, _res: unknown, ctx: CallContext) => publisher.publish(ns(ctx), '/containers/delete', events.ContainerDelete, { id: req.id }),
     }, wanted),
-    relay(leases.LeasesService, endpoint),
+    announced(relay(leases.LeasesService, endpoint), 'Create', leaseCreating),
   ];
 }

@@ -6,7 +6,8 @@
  *
  * Only blobs whose first bytes look like a layer (gzip, zstd, a tar header)
  * are offered: manifests, configs and other content never start the diff
- * plugin. Fire and forget: a commit never waits for it, a failure only loses
+ * plugin. A layer's write starts it (and the snapshotter) as its first bytes
+ * come in, so neither start delays the staging. Fire and forget: a commit never waits for it, a failure only loses
  * the head start, and a diff plugin that does not serve Staging (upstream's,
  * say) is not asked again.
  */
@@ -40,9 +41,20 @@ export class UnpackAhead {
     /** The content store the blobs are committed to. */
     private readonly store: () => Store,
     private readonly logger: Logger,
-    /** A layer came in: an unpack, and so the snapshotter, is likely to follow. */
+    /**
+     * A layer is coming in: its staging (the diff plugin) and an unpack (the
+     * snapshotter) are likely to follow, so they can start meanwhile.
+     */
     private readonly layerArrived: () => void = () => undefined,
   ) {}
+
+  /**
+   * A write's first bytes are in: when they look like a layer, the plugins its
+   * staging and unpack need start while the rest of it is written.
+   */
+  writing(head: Uint8Array): void {
+    if (this.served && looksLikeLayer(head)) this.layerArrived();
+  }
 
   /**
    * A blob was committed in `namespace`: have the diff plugin stage it if it
