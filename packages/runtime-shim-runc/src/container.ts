@@ -404,7 +404,8 @@ export class Container {
     // Never started: its exit (runc delete kills it) has no /tasks/start to wait for.
     init.announceStart();
     try {
-      await this.runtime.delete(this.id, init.status === 'created' || !init.pid);
+      const exited = init.status !== 'created' && init.pid > 0;
+      await (exited ? this.runtime.deleteStopped(this.id) : this.runtime.delete(this.id, true));
     } catch (err) {
       if (!notRunning(err)) throw err;
     }

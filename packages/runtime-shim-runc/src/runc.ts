@@ -8,6 +8,7 @@ import { open, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { spawnHelper } from './spawn.js';
 import { startThroughExecFifo } from './exec-fifo.js';
+import { deleteStopped } from './stopped-delete.js';
 
 export interface RuntimeConfig {
   /** Binary name or path: `runc` when empty. */
@@ -148,6 +149,12 @@ export class Runtime {
 
   delete(id: string, force: boolean): Promise<Output> {
     return this.run('delete', ['delete', ...(force ? ['--force'] : []), id]);
+  }
+
+  /** `delete` of a container whose init has exited (see stopped-delete.ts). */
+  async deleteStopped(id: string): Promise<Output> {
+    if (deleteStopped(this.config.binary, this.config.root, id)) return { stdout: '' };
+    return this.delete(id, false);
   }
 
   async state(id: string): Promise<{ pid: number; status: string }> {

@@ -222,7 +222,14 @@ describe('init process life cycle', () => {
 
   it('Kill of an exited process is NOT_FOUND; Delete returns the exit and forgets the task', async () => {
     expect(isNotFound(await task.Kill({ id: 't-exit', signal: 9 }, call).catch((e: unknown) => e))).toBe(true);
+    // The shim deletes the stopped container itself (no runc delete): its cgroups and runc state go.
+    const runcState = JSON.parse(await readFile(join(RUNC_ROOT, 't-exit', 'state.json'), 'utf8')) as { cgroup_paths: Record<string, string> };
+    const cgroups = Object.values(runcState.cgroup_paths);
+    expect(cgroups.length).toBeGreaterThan(0);
+    expect(cgroups.every((path) => existsSync(path))).toBe(true);
     expect(await task.Delete({ id: 't-exit' }, call)).toMatchObject({ pid: initPid, exitStatus: 3 });
+    expect(cgroups.filter((path) => existsSync(path))).toEqual([]);
+    expect(existsSync(join(RUNC_ROOT, 't-exit'))).toBe(false);
     const state = await task.State({ id: 't-exit' }, call).catch((e: unknown) => e);
     expect(isNotFound(state)).toBe(true);
     expect((state as Error).message).toContain('container not created');

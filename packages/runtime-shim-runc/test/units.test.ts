@@ -23,6 +23,7 @@ import {
 } from '../src/index.js';
 import { EventPublisher } from '../src/events.js';
 import { startThroughExecFifo } from '../src/exec-fifo.js';
+import { deleteStopped } from '../src/stopped-delete.js';
 import { SHIM_BIN } from './support.js';
 
 afterAll(async () => {
@@ -242,5 +243,59 @@ describe('start through the exec fifo', () => {
     await mkdir(join(root, 'c3'));
     await writeFile(join(root, 'c3', 'exec.fifo'), '0');
     expect(await startThroughExecFifo('runc', root, 'c3', () => true)).toBe(false);
+  });
+});
+
+describe('deleting a stopped container without runc', () => {
+  /** A runc state dir whose cgroups are plain directories (a cgroup with a child one, and a path two controllers share). */
+  async function stateIn(root: string, id: string, config: Record<string, unknown> = {}) {
+    const cg = join(root, 'cgroups');
+    const paths = { memory: join(cg, 'memory', id), cpu: join(cg, 'cpu,cpuacct', id), cpuacct: join(cg, 'cpu,cpuacct', id) };
+    for (const path of Object.values(paths)) await mkdir(path, { recursive: true });
+    await mkdir(join(paths.memory, 'child'));
+    await mkdir(join(root, id), { recursive: true });
+    const namespaces = [{ type: 'NEWPID', path: '' }, { type: 'NEWNS', path: '' }];
+    await writeFile(join(root, id, 'state.json'), JSON.stringify({ id, cgroup_paths: paths, intel_rdt_path: '', config: { namespaces, cgroups: { Systemd: false }, ...config } }));
+    return Object.values(paths);
+  }
+
+  it('removes the cgroups (children first) and the state dir', async () => {
+    const root = await tempDir('bx-del-');
+    const cgroups = await stateIn(root, 'c1');
+    expect(deleteStopped('/usr/sbin/runc', root, 'c1')).toBe(true);
+    expect(cgroups.filter((p) => existsSync(p))).toEqual([]);
+    expect(existsSync(join(root, 'c1'))).toBe(false);
+  });
+
+  it('leaves runc everything it does beyond that, other runtimes, and a container it cannot read', async () => {
+    const root = await tempDir('bx-del-');
+    const cases: Array<[string, Record<string, unknown>]> = [
+      ['hooks', { hooks: { poststop: [{ path: '/bin/true' }] } }],
+      ['host-pid', { namespaces: [{ type: 'NEWNS', path: '' }] }],
+      ['joined-pid', { namespaces: [{ type: 'NEWPID', path: '/proc/1/ns/pid' }] }],
+      ['systemd', { cgroups: { Systemd: true } }],
+      ['rootless', { rootless_cgroups: true }],
+    ];
+    for (const [id, config] of cases) {
+      const cgroups = await stateIn(root, id, config);
+      expect(deleteStopped('runc', root, id)).toBe(false);
+      expect(cgroups.every((p) => existsSync(p))).toBe(true);
+      expect(existsSync(join(root, id, 'state.json'))).toBe(true);
+    }
+    await stateIn(root, 'other');
+    expect(deleteStopped('crun', root, 'other')).toBe(false);
+    expect(deleteStopped('runc', root, 'missing')).toBe(false);
+    await mkdir(join(root, 'garbled'));
+    await writeFile(join(root, 'garbled', 'state.json'), '{not json');
+    expect(deleteStopped('runc', root, 'garbled')).toBe(false);
+  });
+
+  it('leaves the state to runc when a cgroup cannot go (still has a process, say)', async () => {
+    const root = await tempDir('bx-del-');
+    const [memory] = await stateIn(root, 'busy');
+    // A file in a plain directory stands in for a cgroup rmdir refuses.
+    await writeFile(join(memory!, 'child', 'tasks'), '1');
+    expect(deleteStopped('runc', root, 'busy')).toBe(false);
+    expect(existsSync(join(root, 'busy', 'state.json'))).toBe(true);
   });
 });
