@@ -1,3 +1,4 @@
 #!/usr/bin/env node
 // Committed launcher: npm links it at install time, before dist/ is built.
-import '../dist/bin.js';
+// The program as one file (tools/bundle.mjs): a start loads no module tree.
+import '../dist/bundle/bin.js';
