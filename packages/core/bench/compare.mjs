@@ -141,6 +141,9 @@ const TMPFS = process.env.BENCH_TMPFS === '1';
 
 /** Idle memory, then what runs alone on a fresh root: ingest, the large import, the image list. */
 async function measure(name, big, blobs) {
+  // What the system measured before wrote is flushed first: its writeback (and the
+  // removal of its root) would otherwise take disk and CPU from this one's import.
+  await run('sync', []);
   const dir = await tempDir(`bx-bench-${name}-`);
   if (TMPFS) await run('mount', ['-t', 'tmpfs', '-o', 'size=12g', 'tmpfs', dir]);
   const sys = await systems[name](join(dir, name));
