@@ -37,10 +37,10 @@ export class DirtyBackends {
     /** The store was made just now. */
     created: boolean,
   ) {
-    for (const backend of [CONTENT_BACKEND, ...snapshotterNames.map(snapshotterBackend)]) {
-      if (created) clean.putSync(backend, 1);
-      else if (clean.get(backend) === undefined) this.dirty.add(backend);
-    }
+    const backends = [CONTENT_BACKEND, ...snapshotterNames.map(snapshotterBackend)];
+    // One commit for them all: each is a synced write.
+    if (created) clean.transactionSync(() => backends.forEach((backend) => clean.putSync(backend, 1)));
+    else for (const backend of backends) if (clean.get(backend) === undefined) this.dirty.add(backend);
   }
 
   /** A write to `table` at `key` (none: the whole table), inside the transaction making it. */

@@ -87,7 +87,8 @@ export function openStores(dir: string, onWrite: WriteListener = () => undefined
   const root = open({ path, maxDbs: 16, overlappingSync: true });
   const db = <V>(table: Parameters<WriteListener>[0], name: string, options: { keyEncoding?: 'ordered-binary'; encoding?: 'binary' } = {}) =>
     reportingWrites(root.openDB<V, Key>({ name, ...options }) as Database<never, Key>, table, onWrite) as unknown as Database<V, Key>;
-  return {
+  // In one transaction: on a new store each table made is otherwise a synced commit of its own.
+  return root.transactionSync(() => ({
     root,
     namespaces: db<NamespaceRecord>('namespaces', 'namespaces') as unknown as Database<NamespaceRecord, string>,
     images: db('images', 'images'),
@@ -105,7 +106,7 @@ export function openStores(dir: string, onWrite: WriteListener = () => undefined
     sequences: db('sequences', 'sequences'),
     cleanBackends: root.openDB<1, string>({ name: 'clean-backends' }),
     created,
-  };
+  }));
 }
 
 /** Entries whose array key starts with `prefix`, in key order. */
