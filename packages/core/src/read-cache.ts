@@ -19,7 +19,7 @@
  * Changes nobody relayed through the core (garbage collection, expiries) are
  * seen when their notice arrives, as they would be by a client racing them.
  */
-import { METADATA_READS, TABLES, type ReadBack, type ReadMethods, type RowKey, type Table, type Touched } from './metadata-reads.js';
+import { METADATA_READS, TABLES, type CachedRead, type ReadBack, type ReadMethods, type RowKey, type Table, type Touched } from './metadata-reads.js';
 import { Prefetches } from './prefetch.js';
 
 export type { ReadMethods } from './metadata-reads.js';
@@ -49,6 +49,17 @@ function touchedBy(describe: (payload: Uint8Array, ns: string) => Touched, paylo
   } catch {
     return { tables: TABLES, rows: [] };
   }
+}
+
+/** Where a cached read's answer lives; undefined when its request does not decode. */
+function readTarget(read: CachedRead, name: string, namespace: string, payload: Uint8Array): { table: Table; row: string; request: string } | undefined {
+  let key: RowKey;
+  try {
+    key = read.row(payload, namespace);
+  } catch {
+    return undefined;
+  }
+  return { table: read.table, row: rowId(read.table, key), request: requestKey(name, namespace, payload) };
 }
 
 /** Counts per name, gone at zero. */
@@ -90,27 +101,14 @@ export class ReadCache {
   /** A unary call through the cache: kept, passed straight on, or treated as a write. */
   call(service: string, method: string, namespace: string, payload: Uint8Array, send: () => Promise<Buffer>): Promise<Buffer> {
     const name = `${service}/${method}`;
-    const read = this.methods.cached.get(name);
-    if (read) {
-      const target = this.readTarget(name, namespace, payload);
+    const cached = this.methods.cached.get(name);
+    if (cached) {
+      const target = readTarget(cached, name, namespace, payload);
       return target ? this.read(target.table, target.row, target.request, send) : send();
     }
     if (this.methods.reads.has(name)) return send();
     const writes = this.methods.writes.get(name);
     return this.write(writes ? touchedBy(writes, payload, namespace) : { tables: TABLES, rows: [] }, namespace, send);
-  }
-
-  /** Where a cached read's answer lives; undefined when its request does not decode. */
-  private readTarget(name: string, namespace: string, payload: Uint8Array): { table: Table; row: string; request: string } | undefined {
-    const read = this.methods.cached.get(name);
-    if (!read) return undefined;
-    let key: RowKey;
-    try {
-      key = read.row(payload, namespace);
-    } catch {
-      return undefined;
-    }
-    return { table: read.table, row: rowId(read.table, key), request: requestKey(name, namespace, payload) };
   }
 
   /** The read the client makes next of a row a write made (see prefetch.ts), as the cache's own. */

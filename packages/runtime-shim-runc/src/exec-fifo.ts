@@ -14,14 +14,11 @@
  * answers as runc does (a stopped container, one already started).
  */
 import { closeSync, constants, fstatSync, openSync, readSync, rmSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
+import { isRunc } from './runc-binary.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 const POLL_MS = 1;
-
-function isRunc(binary: string): boolean {
-  return basename(binary || 'runc') === 'runc';
-}
 
 /** One byte from a non-blocking fifo: true once read, false while none is there yet. */
 function readOne(fd: number): boolean {

@@ -15,7 +15,8 @@
  * which finds whatever is left and finishes it.
  */
 import { readdirSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
+import { isRunc } from './runc-binary.js';
 
 interface RuncState {
   cgroup_paths?: Record<string, string>;
@@ -27,10 +28,6 @@ interface RuncState {
     cgroups?: { Systemd?: boolean; Rootless?: boolean } | null;
     rootless_cgroups?: boolean;
   };
-}
-
-function isRunc(binary: string): boolean {
-  return basename(binary || 'runc') === 'runc';
 }
 
 function readState(dir: string): RuncState | undefined {

@@ -7,9 +7,9 @@
  * Only blobs whose first bytes look like a layer (gzip, zstd, a tar header)
  * are offered: manifests, configs and other content never start the diff
  * plugin. A layer's write starts it (and the snapshotter) as its first bytes
- * come in, so neither start delays the staging. Fire and forget: a commit never waits for it, a failure only loses
- * the head start, and a diff plugin that does not serve Staging (upstream's,
- * say) is not asked again.
+ * come in, so neither start delays the staging. Fire and forget: a commit
+ * never waits for it, a failure only loses the head start, and a diff plugin
+ * that does not serve Staging (upstream's, say) is not asked again.
  */
 import { boxdDiff, Code, content, isCode, type ServiceClient } from '@boxd/api';
 import type Long from 'long';

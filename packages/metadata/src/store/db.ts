@@ -59,7 +59,7 @@ export interface Stores {
  * Told the name of each table (its `Stores` field) a write touches and the key it
  * wrote (none when it cleared the table), after the write.
  */
-export type WriteListener = (table: keyof Omit<Stores, 'root' | 'cleanBackends'>, key?: unknown) => void;
+export type WriteListener = (table: keyof Omit<Stores, 'root' | 'cleanBackends' | 'created'>, key?: unknown) => void;
 
 const WRITE_METHODS = ['putSync', 'removeSync', 'clearSync'] as const;
 
