@@ -23,7 +23,6 @@ import { receivedWire } from '@boxd/grpc';
 import { withWireParts } from '@boxd/ttrpc';
 import { forwardOptions, plainOptions } from '../forward.js';
 import { BlobCache } from './blob-cache.js';
-import { WritesAhead } from './write-ahead.js';
 import type { EventPublisher } from '../events.js';
 
 type Store = ServiceClient<typeof content.ContentService>;
@@ -123,8 +122,8 @@ async function* write(requests: AsyncIterable<WriteRequest>, ctx: CallContext, s
 
   const backend = store.Write(plainOptions(ctx));
   const refField = writeRequestCodec.encode({ ref: backendRef });
-  const ahead = new WritesAhead(() => backend.recv());
   try {
+    let lastDigest = '';
     let started = false;
     for (; msg; msg = await nextMessage(incoming)) {
       if (!started && msg.data.length > 0) {
@@ -132,20 +131,8 @@ async function* write(requests: AsyncIterable<WriteRequest>, ctx: CallContext, s
         hooks.writing(msg.data);
       }
       const out = toBackend(msg, backendRef, refField);
-      if (ahead.canAnswer(msg)) {
-        try {
-          await backend.send(out);
-        } catch (err) {
-          // The store's own answer says why better than a refused send.
-          await ahead.settle();
-          throw err;
-        }
-        yield await ahead.answer(msg);
-        continue;
-      }
-      await ahead.settle();
       if (msg.action === COMMIT) {
-        const committed = await commit(backend, out, msg, { ref, lastDigest: ahead.lastDigest, index, opts });
+        const committed = await commit(backend, out, msg, { ref, lastDigest, index, opts });
         hooks.committed(committed.digest ?? '', committed.offset, namespaceOf(ctx) ?? '');
         yield committed;
         return;
@@ -154,10 +141,9 @@ async function* write(requests: AsyncIterable<WriteRequest>, ctx: CallContext, s
       await backend.send(out);
       const res = await backend.recv().catch((err: unknown) => adoptExisting(err, expected, { ref, store, index, ctx, opts }));
       if (!res) throw new UnavailableError('content store ended the write stream');
-      ahead.answered(res);
+      lastDigest = res.digest;
       yield res;
     }
-    await ahead.settle();
   } finally {
     await backend.end().catch(() => undefined);
     backend.cancel();
