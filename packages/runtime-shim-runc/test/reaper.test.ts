@@ -1,0 +1,58 @@
+/**
+ * The reaper with real orphans: this test process becomes a child subreaper, and
+ * a shell's background job, orphaned when the shell exits, becomes its child (as
+ * a container's init becomes the shim's once runc exits).
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { exitCodeOf } from '../src/native.js';
+import { Reaper } from '../src/reaper.js';
+import { spawnHelper } from '../src/spawn.js';
+
+const reaper = new Reaper();
+reaper.start();
+
+/** Starts `script` in the background of a shell that exits at once; resolves with the orphan's pid. */
+function orphan(script: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const sh = spawnHelper('/bin/sh', ['-c', `(${script}) >/dev/null 2>&1 & echo $!`], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let out = '';
+    sh.stdout!.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    sh.on('error', reject);
+    sh.on('exit', () => resolve(Number(out.trim())));
+  });
+}
+
+const exited = (pid: number) =>
+  new Promise<number>((resolve) => reaper.watch(pid, (status) => resolve(exitCodeOf(status))));
+
+describe('Reaper', () => {
+  it('hands a watched orphan its exit status', async () => {
+    const pid = await orphan('sleep 0.2; exit 7');
+    expect(await exited(pid)).toBe(7);
+  });
+
+  it('keeps the exit of a child nobody watches for the window open meanwhile', async () => {
+    const window = reaper.openWindow();
+    try {
+      const pid = await orphan('sleep 0.1; exit 3');
+      await expect.poll(() => window.claim(pid), { timeout: 5000 }).toBeDefined();
+      expect(exitCodeOf(window.claim(pid)!)).toBe(3);
+    } finally {
+      window.close();
+    }
+  });
+
+  it('reaps each of several watched orphans that end together', async () => {
+    const pids = await Promise.all([1, 2, 3, 4].map((code) => orphan(`sleep 0.3; exit ${code}`)));
+    expect(await Promise.all(pids.map(exited))).toEqual([1, 2, 3, 4]);
+  });
+
+  it('reaps an orphan nobody watches, leaving no zombie', async () => {
+    const pid = await orphan('sleep 0.1');
+    // Reaped, a zombie's /proc entry goes; unreaped, it stays in state Z.
+    await expect.poll(() => existsSync(`/proc/${pid}`), { timeout: 5000 }).toBe(false);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(existsSync(`/proc/${pid}`) && readFileSync(`/proc/${pid}/stat`, 'utf8')).toBe(false);
+  });
+});
