@@ -194,8 +194,8 @@ async function alternately(i, fn) {
 }
 
 /**
- * Containers, with both systems up on fresh roots and their runs interleaved
- * (this machine's speed drifts over minutes): `ctr run --rm` latency, then
+ * Containers, with both systems up on fresh roots: `ctr run --rm` latency (the
+ * systems' runs interleaved, as this machine's speed drifts over minutes), then
  * DETACHED detached starts, and the memory the running containers cost.
  */
 async function measureRuns(small) {
@@ -281,7 +281,7 @@ const rows = [
   [`ctr content ingest, ${INGEST_MB} MiB, median of ${INGEST_RUNS} (s)`, 'ingestMs', (v) => (v / 1000).toFixed(2), 0.6],
   [`ctr images import, large, median of ${IMPORTS} (s)`, 'importMs', (v) => (v / 1000).toFixed(2), 0.6],
   [`ctr images ls, ${IMAGES} images (ms)`, 'imagesListMs', (v) => v.toFixed(0), 1.0],
-  ['ctr run --rm median (ms)', 'runRmMedianMs', (v) => v.toFixed(0), 1.0],
+  [`ctr run --rm, median of ${RUNS} (ms)`, 'runRmMedianMs', (v) => v.toFixed(0), 1.0],
   [`start ${DETACHED} detached (s)`, 'detachedMs', (v) => (v / 1000).toFixed(2), 1.0],
   ['PSS per running container (MB)', 'perContainerPssKb', (v) => (v / 1024).toFixed(2), 0.5],
 ];
