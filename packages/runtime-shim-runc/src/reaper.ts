@@ -58,36 +58,26 @@ export class Reaper {
   }
 
   reap(): void {
-    // A watched process (a task's init or exec) ending is the usual cause: asking for it
-    // by pid is a syscall each, where listing our children reads a /proc file per thread.
-    let reaped = false;
-    for (const pid of [...this.handlers.keys()]) reaped = this.reapOne(pid) || reaped;
-    // Signals merge: with nothing watched reaped, or an exit still to catch for a window,
-    // every child is looked at. An orphan that ended beside a watched exit waits, as a
-    // zombie, for the next signal's listing.
-    if (reaped && this.windows.size === 0) return;
     for (const pid of this.children()) {
-      if (!isHelper(pid) && !this.handlers.has(pid)) this.reapOne(pid);
+      if (!isHelper(pid)) this.reapOne(pid);
     }
   }
 
-  /** True when pid was reaped now. */
-  private reapOne(pid: number): boolean {
+  private reapOne(pid: number): void {
     let result;
     try {
       result = waitNoHang(pid);
     } catch {
-      return false;
+      return;
     }
-    if (typeof result === 'string') return false;
+    if (typeof result === 'string') return;
     const handler = this.handlers.get(pid);
     if (handler) {
       this.handlers.delete(pid);
       handler(result.status);
-      return true;
+      return;
     }
     for (const exits of this.windows) exits.set(pid, result.status);
-    return true;
   }
 
   private children(): number[] {

@@ -19,17 +19,27 @@ function orphan(script: string): Promise<number> {
     let out = '';
     sh.stdout!.on('data', (chunk: Buffer) => (out += chunk.toString()));
     sh.on('error', reject);
-    sh.on('exit', () => resolve(Number(out.trim())));
+    // 'close', not 'exit': the pid line may still be unread when the shell exits.
+    sh.on('close', () => resolve(Number(out.trim())));
   });
 }
 
-const exited = (pid: number) =>
-  new Promise<number>((resolve) => reaper.watch(pid, (status) => resolve(exitCodeOf(status))));
+/**
+ * Runs `fn` with a window open, as the shim opens one before `runc create`: an
+ * orphan that ends before `exited` watches it still hands over its status.
+ */
+async function withWindow<T>(fn: (exited: (pid: number) => Promise<number>) => Promise<T>): Promise<T> {
+  const window = reaper.openWindow();
+  try {
+    return await fn((pid) => new Promise<number>((resolve) => reaper.watch(pid, (status) => resolve(exitCodeOf(status)), window)));
+  } finally {
+    window.close();
+  }
+}
 
 describe('Reaper', () => {
   it('hands a watched orphan its exit status', async () => {
-    const pid = await orphan('sleep 0.2; exit 7');
-    expect(await exited(pid)).toBe(7);
+    expect(await withWindow(async (exited) => exited(await orphan('sleep 0.2; exit 7')))).toBe(7);
   });
 
   it('keeps the exit of a child nobody watches for the window open meanwhile', async () => {
@@ -44,8 +54,11 @@ describe('Reaper', () => {
   });
 
   it('reaps each of several watched orphans that end together', async () => {
-    const pids = await Promise.all([1, 2, 3, 4].map((code) => orphan(`sleep 0.3; exit ${code}`)));
-    expect(await Promise.all(pids.map(exited))).toEqual([1, 2, 3, 4]);
+    const codes = await withWindow(async (exited) => {
+      const pids = await Promise.all([1, 2, 3, 4].map((code) => orphan(`sleep 0.3; exit ${code}`)));
+      return Promise.all(pids.map(exited));
+    });
+    expect(codes).toEqual([1, 2, 3, 4]);
   });
 
   it('reaps an orphan nobody watches, leaving no zombie', async () => {
