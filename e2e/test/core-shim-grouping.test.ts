@@ -46,8 +46,12 @@ for (const grouping of ['per-namespace', 'per-container'] as const) {
     }, 120_000);
 
     afterAll(async () => {
-      for (const id of (await ok(['tasks', 'ls', '-q'])).split('\n').filter(Boolean)) await boxd.ctr(['-n', ns, 'tasks', 'kill', '-s', 'KILL', id]);
-      await boxd?.stop();
+      if (!boxd) return;
+      try {
+        for (const id of (await ok(['tasks', 'ls', '-q'])).split('\n').filter(Boolean)) await boxd.ctr(['-n', ns, 'tasks', 'kill', '-s', 'KILL', id]);
+      } finally {
+        await boxd.stop();
+      }
     });
 
     it('runs each container, on as many shims as the rule says', async () => {

@@ -93,7 +93,7 @@ function publicServices(config: CoreConfig, host: PluginHost, bus: () => Bus, pu
   const unpackAhead = new UnpackAhead(() => host.kindClient('diff', boxdDiff.StagingService), store, logger, layerArrived);
   const contentApi = contentService(store, contentIndex, publisher, {
     writing: (head) => unpackAhead.writing(head),
-    committed: (digest, size, namespace) => void unpackAhead.committed(digest, size, namespace),
+    committed: (digest, size, namespace, head) => void unpackAhead.committed(digest, size, namespace, head),
   });
   // Content.Info and Update are ContentIndex's own messages: relayed as bytes where the plugin speaks ttrpc.
   const metaEndpoint = () => host.kindEndpoint('metadata');

@@ -48,7 +48,7 @@ export class PluginEndpoint {
   cacheReads(cache: ReadCache): void {
     if (this.transport !== 'ttrpc') return;
     this.readCache = cache;
-    cache.sendWith((service, method, namespace, payload) => this.held(async () => (await this.connection()).call(service, method, payload, { namespace })));
+    cache.sendWith((service, method, namespace, payload) => this.send(service, method, payload, { namespace }));
   }
 
   /** `fn` with the plugin held, when it has a gate. */
@@ -92,8 +92,13 @@ export class PluginEndpoint {
 
   /** A unary call with the payload passed through as bytes (ttrpc only). */
   rawCall(service: string, method: string, payload: Uint8Array, options?: CallOptions): Promise<Buffer> {
-    const send = () => this.held(async () => (await this.connection()).call(service, method, payload, options));
+    const send = () => this.send(service, method, payload, options);
     return this.readCache ? this.readCache.call(service, method, options?.namespace ?? '', payload, send) : send();
+  }
+
+  /** The bytes call itself, past the read cache. */
+  private send(service: string, method: string, payload: Uint8Array, options?: CallOptions): Promise<Buffer> {
+    return this.held(async () => (await this.connection()).call(service, method, payload, options));
   }
 
   client<S extends ServiceDefinition>(def: S): ServiceClient<S> {

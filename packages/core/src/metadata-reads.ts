@@ -54,6 +54,8 @@ function cached<T>(table: Table, codec: MessageCodec<T>, key: (req: T, ns: strin
 }
 
 const nothing = (): Touched => ({ tables: [], rows: [] });
+/** What a write of unknown reach may have touched. */
+export const EVERYTHING: Touched = { tables: TABLES, rows: [] };
 const wholeTables =
   (...tables: Table[]) =>
   (): Touched => ({ tables, rows: [] });
@@ -101,9 +103,9 @@ export const METADATA_READS: ReadMethods = {
   writes: new Map<string, (payload: Uint8Array, namespace: string) => Touched>([
     [`${IMAGES}/Delete`, (payload, ns) => {
       const req = images.DeleteImageRequest.decode(payload);
-      return req.sync ? { tables: TABLES, rows: [] } : { tables: [], rows: [{ table: 'images', key: [ns, req.name] }] };
+      return req.sync ? EVERYTHING : { tables: [], rows: [{ table: 'images', key: [ns, req.name] }] };
     }],
-    [`${LEASES}/Delete`, (payload) => (leases.DeleteRequest.decode(payload).sync ? { tables: TABLES, rows: [] } : nothing())],
+    [`${LEASES}/Delete`, (payload) => (leases.DeleteRequest.decode(payload).sync ? EVERYTHING : nothing())],
     [`${IMAGES}/Create`, rowsOf('images', images.CreateImageRequest, (req, ns) => [[ns, req.image?.name ?? '']])],
     [`${IMAGES}/Update`, rowsOf('images', images.UpdateImageRequest, (req, ns) => [[ns, req.image?.name ?? '']])],
     [`${CONTAINERS}/Create`, createdContainer],

@@ -45,12 +45,15 @@ export function passthroughService<S extends ServiceDefinition>(
   const impl: Record<string, unknown> = { ...typed };
   for (const [name, m] of Object.entries(def.methods)) {
     if (methodShape(m) !== 'unary') continue;
+    const relay = bytesRelay(endpoint, def.name, name);
     const hook = (after as Record<string, Hook | undefined>)[name];
-    impl[name] = async (req: Buffer, ctx: CallContext) => {
-      const res = await endpoint().rawCall(def.name, name, req, forwardOptions(ctx));
-      if (hook && hooksWanted()) await hook(m.requestType.decode(req) as never, m.responseType.decode(res) as never, ctx);
-      return res;
-    };
+    impl[name] = !hook
+      ? relay
+      : async (req: Buffer, ctx: CallContext) => {
+          const res = await relay(req, ctx);
+          if (hooksWanted()) await hook(m.requestType.decode(req) as never, m.responseType.decode(res) as never, ctx);
+          return res;
+        };
   }
   return impl as ServiceImplementation<S>;
 }

@@ -19,10 +19,8 @@
  * Changes nobody relayed through the core (garbage collection, expiries) are
  * seen when their notice arrives, as they would be by a client racing them.
  */
-import { METADATA_READS, TABLES, type CachedRead, type ReadBack, type ReadMethods, type RowKey, type Table, type Touched } from './metadata-reads.js';
+import { EVERYTHING, METADATA_READS, TABLES, type CachedRead, type ReadBack, type ReadMethods, type RowKey, type Table, type Touched } from './metadata-reads.js';
 import { Prefetches } from './prefetch.js';
-
-export type { ReadMethods } from './metadata-reads.js';
 
 /** Sends a read to the plugin, past the cache. */
 export type ReadSender = (service: string, method: string, namespace: string, payload: Uint8Array) => Promise<Buffer>;
@@ -47,7 +45,7 @@ function touchedBy(describe: (payload: Uint8Array, ns: string) => Touched, paylo
   try {
     return describe(payload, ns);
   } catch {
-    return { tables: TABLES, rows: [] };
+    return EVERYTHING;
   }
 }
 
@@ -108,7 +106,7 @@ export class ReadCache {
     }
     if (this.methods.reads.has(name)) return send();
     const writes = this.methods.writes.get(name);
-    return this.write(writes ? touchedBy(writes, payload, namespace) : { tables: TABLES, rows: [] }, namespace, send);
+    return this.write(writes ? touchedBy(writes, payload, namespace) : EVERYTHING, namespace, send);
   }
 
   /** The read the client makes next of a row a write made (see prefetch.ts), as the cache's own. */
@@ -127,7 +125,7 @@ export class ReadCache {
       for await (const notice of notices) {
         if (id !== this.watchId) return;
         if (!this.live) {
-          this.drop({ tables: TABLES, rows: [] });
+          this.drop(EVERYTHING);
           this.live = true;
         }
         const touched = this.touchedByNotice(notice);
@@ -148,7 +146,7 @@ export class ReadCache {
   goDown(): void {
     this.live = false;
     this.prefetches.clear();
-    this.drop({ tables: TABLES, rows: [] });
+    this.drop(EVERYTHING);
   }
 
   get size(): number {

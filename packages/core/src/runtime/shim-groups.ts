@@ -13,7 +13,7 @@ import type { ShimContext } from './shim-process.js';
 const hintKey = (ctx: ShimContext) => `${ctx.binary}\0${ctx.namespace}`;
 
 export class ShimGroups {
-  /** binary + namespace → the address the last `start` or join gave. */
+  /** binary + namespace → the address the last `start` answered. */
   private readonly hints = new Map<string, string>();
   /** Shim binaries without boxd.shim.v1.Group: always `start`. */
   private readonly noJoin = new Set<string>();

@@ -100,12 +100,14 @@ export class TaskManager {
         throw err;
       });
       const ctx = this.shimContext(params.ns, params.id, paths, binary);
+      const request = { ...params.request, id: params.id, bundle: paths.bundle, options: params.options };
       let task: ShimTask | undefined;
       try {
-        const joined = await this.createJoining(params, paths, ctx);
-        if (joined) return joined;
-        task = await this.startAndAttach(params.ns, params.id, paths, ctx, params.options);
-        const res = await task.task.Create({ ...params.request, id: params.id, bundle: paths.bundle, options: params.options });
+        const joined = await this.createJoining(params, paths, ctx, request);
+        if (joined && joined !== 'declined') return joined;
+        // A shim that declined a Create joining it declines a Join by the same rule.
+        task = await this.startAndAttach(params.ns, params.id, paths, ctx, params.options, joined !== 'declined');
+        const res = await task.task.Create(request);
         return { task, pid: res.pid };
       } catch (err) {
         if (task) this.forget(task);
@@ -122,22 +124,26 @@ export class TaskManager {
 
   /**
    * Join and Create in one call, on the shim that took this namespace's last task, where
-   * that shim said it takes tasks so. Undefined when it declines (or is gone): then the
-   * usual way, `start` (or Join) and Create.
+   * that shim said it takes tasks so. 'declined' when it declines, undefined when there
+   * is no such shim (or it is gone): then the usual way, `start` (or Join) and Create.
    */
-  private async createJoining(params: CreateParams, paths: BundlePaths, ctx: ShimContext): Promise<{ task: ShimTask; pid: number } | undefined> {
+  private async createJoining(
+    params: CreateParams,
+    paths: BundlePaths,
+    ctx: ShimContext,
+    request: Init<taskV2.CreateTaskRequest>,
+  ): Promise<{ task: ShimTask; pid: number } | 'declined' | undefined> {
     const address = this.shims.joinsOnCreate(ctx);
     if (!address) return undefined;
     const client = await this.shims.client(address).catch(() => undefined);
     if (!client) return undefined;
     const task = this.attach(params.ns, params.id, paths, ctx, client);
     try {
-      const request = { ...params.request, id: params.id, bundle: paths.bundle, options: params.options };
       const res = await task.task.Create(request, { metadata: { [SHIM_JOIN_HEADER]: params.ns } });
       return { task, pid: res.pid };
     } catch (err) {
       this.forget(task);
-      if (isCode(err, Code.FAILED_PRECONDITION) && (err as Error).message.includes(SHIM_JOIN_DECLINED)) return undefined;
+      if (isCode(err, Code.FAILED_PRECONDITION) && (err as Error).message.includes(SHIM_JOIN_DECLINED)) return 'declined';
       throw err;
     }
   }
@@ -146,8 +152,8 @@ export class TaskManager {
    * A grouping shim can exit (idle) between answering `start` with its
    * address and our dial: then `start` again, which spawns a fresh one.
    */
-  private async startAndAttach(ns: string, id: string, paths: BundlePaths, ctx: ShimContext, options: CreateParams['options']): Promise<ShimTask> {
-    const joined = await this.shims.join(ctx);
+  private async startAndAttach(ns: string, id: string, paths: BundlePaths, ctx: ShimContext, options: CreateParams['options'], mayJoin: boolean): Promise<ShimTask> {
+    const joined = mayJoin ? await this.shims.join(ctx) : undefined;
     if (joined) return this.attach(ns, id, paths, ctx, joined);
     // A shim started for this task writes its own log to the bundle's FIFO; a joined one has its log already.
     const log = followShimLog(paths.bundle, this.logger);

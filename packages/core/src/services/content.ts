@@ -23,6 +23,7 @@ import { receivedWire } from '@boxd/grpc';
 import { withWireParts } from '@boxd/ttrpc';
 import { forwardOptions, plainOptions } from '../forward.js';
 import { BlobCache } from './blob-cache.js';
+import { LAYER_HEAD_BYTES } from './unpack-ahead.js';
 import type { EventPublisher } from '../events.js';
 
 type Store = ServiceClient<typeof content.ContentService>;
@@ -37,8 +38,8 @@ const writeRequestCodec = content.ContentService.methods.Write.requestType;
 export interface WriteHooks {
   /** The first bytes of a write (its first non-empty chunk). */
   writing(head: Uint8Array): void;
-  /** A blob committed. */
-  committed(digest: string, size: Init<WriteResponse>['offset'], namespace: string): void;
+  /** A blob committed; `head`: its first bytes, when this write sent them. */
+  committed(digest: string, size: Init<WriteResponse>['offset'], namespace: string, head: Uint8Array | undefined): void;
 }
 
 const NO_HOOKS: WriteHooks = { writing: () => undefined, committed: () => undefined };
@@ -125,15 +126,19 @@ async function* write(requests: AsyncIterable<WriteRequest>, ctx: CallContext, s
   try {
     let lastDigest = '';
     let started = false;
+    let head: Uint8Array | undefined;
     for (; msg; msg = await nextMessage(incoming)) {
       if (!started && msg.data.length > 0) {
         started = true;
         hooks.writing(msg.data);
+        // A write resumed part way did not send the blob's start. A copy: the chunk's
+        // buffer need not live as long as the write.
+        if (Number(msg.offset) === 0) head = Buffer.from(msg.data.subarray(0, LAYER_HEAD_BYTES));
       }
       const out = toBackend(msg, backendRef, refField);
       if (msg.action === COMMIT) {
         const committed = await commit(backend, out, msg, { ref, lastDigest, index, opts });
-        hooks.committed(committed.digest ?? '', committed.offset, namespaceOf(ctx) ?? '');
+        hooks.committed(committed.digest ?? '', committed.offset, namespaceOf(ctx) ?? '', head);
         yield committed;
         return;
       }

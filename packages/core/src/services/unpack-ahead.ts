@@ -19,6 +19,8 @@ type Staging = ServiceClient<typeof boxdDiff.StagingService>;
 type Store = ServiceClient<typeof content.ContentService>;
 
 const TAR_BLOCK = 512;
+/** As much of a blob's start as `looksLikeLayer` reads. */
+export const LAYER_HEAD_BYTES = TAR_BLOCK;
 
 /** gzip, zstd (a frame or a skippable frame), or a tar header block with a valid checksum. */
 export function looksLikeLayer(head: Uint8Array): boolean {
@@ -58,13 +60,15 @@ export class UnpackAhead {
 
   /**
    * A blob was committed in `namespace`: have the diff plugin stage it if it
-   * is a layer. The promise settles when that is done with; callers need not
-   * wait for it, and it never rejects.
+   * is a layer. `written`: its first bytes as the write sent them, read back
+   * from the store when missing or too few to tell. The promise settles when
+   * that is done with; callers need not wait for it, and it never rejects.
    */
-  async committed(digest: string, size: Long | number | string | null | undefined, namespace: string): Promise<void> {
+  async committed(digest: string, size: Long | number | string | null | undefined, namespace: string, written?: Uint8Array): Promise<void> {
     if (!this.served || !digest) return;
     try {
-      if (!looksLikeLayer(await this.head(digest))) return;
+      const head = written && written.length >= Math.min(TAR_BLOCK, Number(size ?? 0)) ? written : await this.head(digest);
+      if (!looksLikeLayer(head)) return;
       this.layerArrived();
       this.logger.debug({ digest }, 'unpack ahead: staging');
       // No signal of the write's call: the write is over long before staging is.
