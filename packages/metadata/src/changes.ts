@@ -31,6 +31,8 @@ export function rowKeyOf(key: unknown): RowKey | undefined {
 
 /** Adds a write of `row` (undefined: the whole table) to `writes`. */
 export function addWrite(writes: Writes, table: string, row: RowKey | undefined): void {
+  // A table already written whole takes no rows: no need to spell this one out.
+  if (writes.get(table) === null) return;
   addRow(writes, table, row && JSON.stringify(row));
 }
 

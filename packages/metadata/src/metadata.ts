@@ -50,7 +50,7 @@ export class Metadata {
    * transaction that write has already committed.
    */
   noteWrite(table: string, key?: unknown): void {
-    const row = key === undefined ? undefined : rowKeyOf(key);
+    const row = rowKeyOf(key);
     this.gc.noteWrite(table, row);
     addWrite(this.written, table, row);
     if (this.writeDepth === 0) this.publishWrites();

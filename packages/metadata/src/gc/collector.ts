@@ -95,35 +95,38 @@ export class Collector {
     const { stores } = this.meta;
     // Its writes mark the backends it leaves holding unreferenced objects dirty.
     const records = this.meta.write(() => sweepRecords(stores, { now: this.meta.now(), retiredGraceMs: this.options.retiredGraceMs }));
-    const backend = emptyBackendStats();
-    const sweeps: Promise<void>[] = [];
+    const sweeps: Promise<BackendStats>[] = [];
     const content = this.backends.content;
     if (content && (this.dirty.take(CONTENT_BACKEND) || full)) {
-      sweeps.push(this.guard('content', CONTENT_BACKEND, () => sweepContent(stores, content, this.meta.blobGuard, backend), backend));
+      sweeps.push(this.guard('content', CONTENT_BACKEND, (out) => sweepContent(stores, content, this.meta.blobGuard, out)));
     }
     for (const [name, snapshotter] of this.backends.snapshotters) {
       const id = snapshotterBackend(name);
       if (!this.dirty.take(id) && !full) continue;
-      sweeps.push(this.guard(`snapshotter ${name}`, id, () => sweepSnapshotter(stores, name, snapshotter, backend), backend));
+      sweeps.push(this.guard(`snapshotter ${name}`, id, (out) => sweepSnapshotter(stores, name, snapshotter, out)));
     }
-    await Promise.all(sweeps);
+    const backend = emptyBackendStats();
+    for (const swept of await Promise.all(sweeps)) {
+      backend.blobsDeleted += swept.blobsDeleted;
+      backend.ingestsAborted += swept.ingestsAborted;
+      backend.snapshotsRemoved += swept.snapshotsRemoved;
+      backend.errors.push(...swept.errors);
+    }
     const stats: CollectStats = { ...records, ...backend, durationNs: process.hrtime.bigint() - started };
     if (backend.errors.length > 0) this.logger.warn({ errors: backend.errors }, 'garbage collection left some backend objects');
     this.logger.debug({ ...stats, durationNs: stats.durationNs.toString() }, 'garbage collected');
     return stats;
   }
 
-  /**
-   * A backend that is down must not fail the collection: it stays dirty and the next one
-   * retries. (Errors of sweeps running beside it may count against it too: one more sweep.)
-   */
-  private async guard(what: string, backend: string, sweep: () => Promise<void>, stats: BackendStats): Promise<void> {
-    const errorsBefore = stats.errors.length;
+  /** A backend that is down must not fail the collection: it stays dirty and the next one retries. */
+  private async guard(what: string, backend: string, sweep: (stats: BackendStats) => Promise<void>): Promise<BackendStats> {
+    const stats = emptyBackendStats();
     try {
-      await sweep();
+      await sweep(stats);
     } catch (err) {
       stats.errors.push(`${what}: ${(err as Error).message}`);
     }
-    this.dirty.swept(backend, stats.errors.length === errorsBefore);
+    this.dirty.swept(backend, stats.errors.length === 0);
+    return stats;
   }
 }
