@@ -231,6 +231,15 @@ describe('start through the exec fifo', () => {
     expect(existsSync(fifo)).toBe(false);
   });
 
+  it('leaves the fifo to runc when its writer closes it without writing', async () => {
+    const root = await tempDir('bx-fifo-');
+    const fifo = await fifoIn(root, 'c4');
+    const writer = run('/bin/sh', ['-c', `exec 3>'${fifo}'; exec 3>&-`]);
+    expect(await startThroughExecFifo('runc', root, 'c4', () => true)).toBe(false);
+    expect((await writer).code).toBe(0);
+    expect(existsSync(fifo)).toBe(true);
+  });
+
   it('gives up, leaving the fifo to runc, once init is gone; and leaves runc the other runtimes and odd files', async () => {
     const root = await tempDir('bx-fifo-');
     const fifo = await fifoIn(root, 'c2');
