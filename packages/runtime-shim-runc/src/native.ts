@@ -1,7 +1,7 @@
 /**
  * The few libc calls Node does not offer, through koffi (prebuilt FFI, no compiler needed):
- * child subreaping, waitpid on a single pid, real pipes, receiving a pty master over
- * SCM_RIGHTS, TIOCSWINSZ and umount2. Loaded on first use so `start` never pays for it.
+ * child subreaping, waitpid on a single pid, posix_spawn, real pipes, receiving a pty
+ * master over SCM_RIGHTS, TIOCSWINSZ and umount2. Loaded on first use so `start` never pays for it.
  */
 import { createRequire } from 'node:module';
 
@@ -19,6 +19,17 @@ interface Libc {
   mount: Fn;
   strerror: (errno: number) => string;
   close: Fn;
+  posixSpawnp: Fn;
+  fileActionsInit: Fn;
+  fileActionsAddDup2: Fn;
+  fileActionsAddOpen: Fn;
+  fileActionsAddCloseFrom: Fn;
+  fileActionsDestroy: Fn;
+  spawnAttrInit: Fn;
+  spawnAttrSetFlags: Fn;
+  spawnAttrSetSigDefault: Fn;
+  spawnAttrSetSigMask: Fn;
+  spawnAttrDestroy: Fn;
 }
 
 let libc: Libc | undefined;
@@ -38,6 +49,17 @@ function load(): Libc {
     mount: lib.func('int mount(const char *, const char *, const char *, unsigned long, const char *)') as Fn,
     strerror: lib.func('const char *strerror(int)') as (errno: number) => string,
     close: lib.func('int close(int)') as Fn,
+    posixSpawnp: lib.func('int posix_spawnp(_Out_ int *pid, const char *file, void *actions, void *attr, const char **argv, const char **envp)') as Fn,
+    fileActionsInit: lib.func('int posix_spawn_file_actions_init(void *)') as Fn,
+    fileActionsAddDup2: lib.func('int posix_spawn_file_actions_adddup2(void *, int, int)') as Fn,
+    fileActionsAddOpen: lib.func('int posix_spawn_file_actions_addopen(void *, int, const char *, int, unsigned int)') as Fn,
+    fileActionsAddCloseFrom: lib.func('int posix_spawn_file_actions_addclosefrom_np(void *, int)') as Fn,
+    fileActionsDestroy: lib.func('int posix_spawn_file_actions_destroy(void *)') as Fn,
+    spawnAttrInit: lib.func('int posix_spawnattr_init(void *)') as Fn,
+    spawnAttrSetFlags: lib.func('int posix_spawnattr_setflags(void *, short)') as Fn,
+    spawnAttrSetSigDefault: lib.func('int posix_spawnattr_setsigdefault(void *, void *)') as Fn,
+    spawnAttrSetSigMask: lib.func('int posix_spawnattr_setsigmask(void *, void *)') as Fn,
+    spawnAttrDestroy: lib.func('int posix_spawnattr_destroy(void *)') as Fn,
   };
   return libc;
 }
@@ -103,6 +125,64 @@ export function pipe(): { read: number; write: number } {
 
 export function closeFd(fd: number): void {
   load().close(fd);
+}
+
+/** What a spawned process gets as one of its fds: a copy of ours, or /dev/null. */
+export type ChildFd = { target: number; from: number } | { target: number; devNull: true };
+
+// glibc's x86_64 and aarch64 sizes are 80, 336 and 128 bytes; the buffers leave room.
+const FILE_ACTIONS_SIZE = 256;
+const SPAWN_ATTR_SIZE = 512;
+const SIGSET_SIZE = 256;
+const POSIX_SPAWN_SETSIGDEF = 0x04;
+const POSIX_SPAWN_SETSIGMASK = 0x08;
+const O_RDWR = 2;
+/** Fds from here on are closed in the child, close-on-exec or not (one we inherited may not be). */
+const FIRST_UNLISTED_FD = 3;
+
+/**
+ * posix_spawnp: the child shares our memory until it execs (vfork), where a fork
+ * copies the page tables of all of Node's heap first (~0.8 ms a spawn here, against
+ * ~0.07 ms). Every signal starts at its default and unblocked, as libuv's children
+ * do, and only `fds` (as 0, 1 and 2) reach the child. A failed exec throws (its
+ * errno) instead of making a child.
+ */
+export function spawnVforked(file: string, args: readonly string[], env: readonly string[], fds: readonly ChildFd[]): number {
+  const c = load();
+  const actions = Buffer.alloc(FILE_ACTIONS_SIZE);
+  const attr = Buffer.alloc(SPAWN_ATTR_SIZE);
+  const all = Buffer.alloc(SIGSET_SIZE);
+  const none = Buffer.alloc(SIGSET_SIZE);
+  spawnCheck('posix_spawn_file_actions_init', c.fileActionsInit(actions));
+  try {
+    spawnCheck('posix_spawnattr_init', c.spawnAttrInit(attr));
+    try {
+      for (const fd of fds) {
+        if ('from' in fd) spawnCheck('posix_spawn_file_actions_adddup2', c.fileActionsAddDup2(actions, fd.from, fd.target));
+        else spawnCheck('posix_spawn_file_actions_addopen', c.fileActionsAddOpen(actions, fd.target, '/dev/null', O_RDWR, 0));
+      }
+      spawnCheck('posix_spawn_file_actions_addclosefrom_np', c.fileActionsAddCloseFrom(actions, FIRST_UNLISTED_FD));
+      // Signals 1 to 64 by hand: sigfillset leaves out glibc's own two (32 and 33), which
+      // the child would then start with ignored, across the exec.
+      all.fill(0xff, 0, 8);
+      spawnCheck('posix_spawnattr_setsigdefault', c.spawnAttrSetSigDefault(attr, all));
+      spawnCheck('posix_spawnattr_setsigmask', c.spawnAttrSetSigMask(attr, none));
+      spawnCheck('posix_spawnattr_setflags', c.spawnAttrSetFlags(attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK));
+      const pid = [0];
+      const failed = c.posixSpawnp(pid, file, actions, attr, [file, ...args, null], [...env, null]);
+      if (failed !== 0) throw new NativeError(`spawn ${file}: ${c.strerror(failed)}`, failed);
+      return pid[0]!;
+    } finally {
+      c.spawnAttrDestroy(attr);
+    }
+  } finally {
+    c.fileActionsDestroy(actions);
+  }
+}
+
+/** The posix_spawn family returns its errno instead of setting it. */
+function spawnCheck(call: string, result: number): void {
+  if (result !== 0) throw new NativeError(call, result);
 }
 
 export type ReceivedFd = { fd: number; name: string } | 'again' | 'closed';

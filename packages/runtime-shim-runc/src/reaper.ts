@@ -1,11 +1,12 @@
 /**
- * Exit reaping for a child subreaper that also spawns helpers (runc, mount, loggers).
+ * Exit reaping for a child subreaper that also starts helpers (runc, mount, loggers).
  *
- * Container processes are reparented to the shim once runc exits; they are not libuv's
- * children, so libuv never waits for them. On SIGCHLD we list our children from
- * /proc/self/task/* /children and waitpid() each one that is not a helper Node spawned
- * (see spawn.ts); libuv keeps reaping those. An exit reaped before its pid is known (a process that dies while
- * `runc create` is still running) is kept for any open `ExitWindow` to claim.
+ * Container processes are reparented to the shim once runc exits, and the runtime calls
+ * are vforked (launch.ts): none of them are libuv's children, so libuv never waits for
+ * them. On SIGCHLD we list our children from /proc/self/task/* /children and waitpid()
+ * each one that is not a helper Node spawned (see spawn.ts); libuv keeps reaping those.
+ * An exit reaped before its pid is known (a process that dies while `runc create` is
+ * still running) is kept for any open `ExitWindow` to claim.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { becomeChildSubreaper, waitNoHang } from './native.js';

@@ -4,9 +4,10 @@
  * line that call appended to `<bundle>/log.json`.
  */
 import { type StdioOptions } from 'node:child_process';
-import { open, stat } from 'node:fs/promises';
+import { statSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { join } from 'node:path';
-import { spawnHelper } from './spawn.js';
+import { nodeLauncher, type Launcher } from './launch.js';
 import { startThroughExecFifo } from './exec-fifo.js';
 import { deleteStopped } from './stopped-delete.js';
 
@@ -54,10 +55,19 @@ export function runtimeConfig(
 
 const LOG_TAIL_LIMIT = 64 * 1024;
 
+function logSize(path: string): number {
+  try {
+    return statSync(path).size;
+  } catch {
+    return 0;
+  }
+}
+
 export class Runtime {
   constructor(
     readonly config: RuntimeConfig,
     readonly bundle: string,
+    private readonly launch: Launcher = nodeLauncher,
   ) {}
 
   get logPath(): string {
@@ -72,20 +82,15 @@ export class Runtime {
   }
 
   async run(operation: string, args: readonly string[], options: RunOptions = {}): Promise<Output> {
-    const logStart = await stat(this.logPath).then((s) => s.size, () => 0);
-    const child = spawnHelper(this.config.binary || 'runc', [...this.globalArgs(), ...args], {
-      stdio: options.stdio ?? ['pipe', 'pipe', 'pipe'],
-    });
+    const logStart = logSize(this.logPath);
+    const child = this.launch(this.config.binary || 'runc', [...this.globalArgs(), ...args], options.stdio ?? ['pipe', 'pipe', 'pipe']);
     const stdout: Buffer[] = [];
     const stderr: Buffer[] = [];
     child.stdout?.on('data', (b: Buffer) => stdout.push(b));
     child.stderr?.on('data', (b: Buffer) => stderr.push(b));
     child.stdin?.on('error', () => {});
     child.stdin?.end(options.input ?? '');
-    const code = await new Promise<number | null>((resolve, reject) => {
-      child.once('error', reject);
-      child.once('close', (c) => resolve(c));
-    });
+    const code = await child.ended;
     if (code !== 0) {
       const detail = (await this.lastError(logStart)) || Buffer.concat(stderr).toString().trim() || `exit status ${code}`;
       throw new RuntimeError(operation, detail);

@@ -1,7 +1,8 @@
 /**
- * Every process the daemon starts itself goes through `spawnHelper`, so the reaper
- * knows to leave its exit to libuv. A helper spawned any other way could have its exit
- * stolen by our waitpid and never report 'exit' to Node.
+ * Every process Node spawns for the daemon goes through `spawnHelper`, so the reaper
+ * knows to leave its exit to libuv. A helper spawned by Node any other way could have
+ * its exit stolen by our waitpid and never report 'exit' to Node. (Runtime calls the
+ * daemon vforks itself, launch.ts, are the reaper's own to wait for.)
  */
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 
