@@ -4,7 +4,6 @@
  * Node did not spawn itself. The `delete` command runs no reaper, and some stdio a
  * vfork here does not express (streams, inherited fds): Node spawns those.
  */
-import { once } from 'node:events';
 import type { StdioOptions } from 'node:child_process';
 import { Socket } from 'node:net';
 import { constants } from 'node:os';
@@ -79,7 +78,8 @@ export function reapedLauncher(reaper: Reaper): Launcher {
     const exited = new Promise<number>((resolve) => reaper.watch(pid, (status) => resolve(exitCodeOf(status))));
     const stdin = plan.stdin === undefined ? undefined : new Socket({ fd: plan.stdin, readable: false, writable: true });
     const outputs = [plan.stdout, plan.stderr].map((fd) => (fd === undefined ? undefined : new Socket({ fd, readable: true, writable: false })));
-    const closed = outputs.filter((s) => s !== undefined).map((s) => once(s, 'close'));
+    // A pipe that fails to read still closes; its error must not take the daemon down.
+    const closed = outputs.filter((s) => s !== undefined).map((s) => new Promise((resolve) => s.on('error', () => undefined).once('close', resolve)));
     return { stdin, stdout: outputs[0], stderr: outputs[1], ended: Promise.all([exited, ...closed]).then(([code]) => code) };
   };
 }
