@@ -46,18 +46,28 @@ function planStdio(stdio: StdioOptions): StdioPlan | undefined {
   if (!Array.isArray(stdio) || stdio.length !== 3) return undefined;
   if (!stdio.every((s) => s === 'pipe' || s === 'ignore' || (typeof s === 'number' && s > 2))) return undefined;
   const plan: StdioPlan = { childFds: [], childEnds: [] };
-  stdio.forEach((s, target) => {
-    if (s === 'ignore') plan.childFds.push({ target, devNull: true });
-    else if (typeof s === 'number') plan.childFds.push({ target, from: s });
-    else {
-      const { read, write } = pipe();
-      const [ours, theirs] = target === 0 ? [write, read] : [read, write];
-      plan.childFds.push({ target, from: theirs });
-      plan.childEnds.push(theirs);
-      plan[(['stdin', 'stdout', 'stderr'] as const)[target]!] = ours;
-    }
-  });
+  try {
+    stdio.forEach((s, target) => {
+      if (s === 'ignore') plan.childFds.push({ target, devNull: true });
+      else if (typeof s === 'number') plan.childFds.push({ target, from: s });
+      else {
+        const { read, write } = pipe();
+        const [ours, theirs] = target === 0 ? [write, read] : [read, write];
+        plan.childFds.push({ target, from: theirs });
+        plan.childEnds.push(theirs);
+        plan[(['stdin', 'stdout', 'stderr'] as const)[target]!] = ours;
+      }
+    });
+  } catch (err) {
+    closePlan(plan);
+    throw err;
+  }
   return plan;
+}
+
+/** Every fd the plan opened, both ends. */
+function closePlan(plan: StdioPlan): void {
+  for (const fd of [...plan.childEnds, plan.stdin, plan.stdout, plan.stderr]) if (fd !== undefined) closeFd(fd);
 }
 
 const environment = () => Object.entries(process.env).map(([k, v]) => `${k}=${v ?? ''}`);
@@ -70,11 +80,10 @@ export function reapedLauncher(reaper: Reaper): Launcher {
     try {
       pid = spawnVforked(file, args, environment(), plan.childFds);
     } catch (err) {
-      for (const fd of [plan.stdin, plan.stdout, plan.stderr]) if (fd !== undefined) closeFd(fd);
+      closePlan(plan);
       return { ended: Promise.reject(err as Error) };
-    } finally {
-      for (const fd of plan.childEnds) closeFd(fd);
     }
+    for (const fd of plan.childEnds) closeFd(fd);
     const exited = new Promise<number>((resolve) => reaper.watch(pid, (status) => resolve(exitCodeOf(status))));
     const stdin = plan.stdin === undefined ? undefined : new Socket({ fd: plan.stdin, readable: false, writable: true });
     const outputs = [plan.stdout, plan.stderr].map((fd) => (fd === undefined ? undefined : new Socket({ fd, readable: true, writable: false })));
