@@ -19,7 +19,7 @@ import type { Logger } from 'pino';
 import { cgroupPathsOf, metricsAny, oomKills, type CgroupPaths } from './cgroups.js';
 import type { EventSink } from './events.js';
 import type { LivenessWatcher } from './liveness.js';
-import { reapedLauncher } from './launch.js';
+import type { Launcher } from './launch.js';
 import { mountAll, unmountAll } from './mounts.js';
 import { exitCodeOf } from './native.js';
 import { ShimProcess } from './process.js';
@@ -31,6 +31,8 @@ import { openProcessIO, type StdioSpec } from './stdio.js';
 export interface ShimContext {
   namespace: string;
   reaper: Reaper;
+  /** Starts the runtime's calls (runc, crun); their exits come through `reaper`. */
+  launch: Launcher;
   liveness: LivenessWatcher;
   events: EventSink;
   logger: Logger;
@@ -147,7 +149,7 @@ export class Container {
     writeFileSync(join(req.bundle, 'options.json'), optionsJson(options));
     writeFileSync(join(req.bundle, 'runtime'), options?.binaryName ?? '');
     const stdio: StdioSpec = { stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, terminal: req.terminal };
-    const container = new Container(req.id, req.bundle, new Runtime(config, req.bundle, reapedLauncher(ctx.reaper)), false, new ShimProcess('', stdio), ctx);
+    const container = new Container(req.id, req.bundle, new Runtime(config, req.bundle, ctx.launch), false, new ShimProcess('', stdio), ctx);
     if (req.rootfs.length) {
       mkdirSync(container.rootfs, { recursive: true, mode: 0o711 });
       await mountAll(req.rootfs, container.rootfs);
@@ -210,7 +212,7 @@ export class Container {
 
   /** Adopted by a restarted shim: a live process is watched, a dead one gets its best known status. */
   static recover(record: ContainerRecord, ctx: ShimContext): Container {
-    const runtime = new Runtime(record.runtime, record.bundle, reapedLauncher(ctx.reaper));
+    const runtime = new Runtime(record.runtime, record.bundle, ctx.launch);
     const container = new Container(record.id, record.bundle, runtime, record.rootfsMounted, ShimProcess.fromRecord(record.init), ctx);
     for (const [id, r] of Object.entries(record.execs)) container.execs.set(id, ShimProcess.fromRecord(r));
     for (const p of [container.init, ...container.execs.values()]) {

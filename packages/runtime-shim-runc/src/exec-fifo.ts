@@ -76,11 +76,11 @@ export async function startThroughExecFifo(binary: string, root: string, id: str
   } catch {
     return false;
   }
-  let isFifo: boolean;
+  let isFifo = false;
   try {
     isFifo = fstatSync(fd).isFIFO();
   } catch {
-    isFifo = false;
+    // Not a file we can use: runc looks at it instead.
   }
   if (!isFifo) {
     closeSync(fd);
