@@ -11,6 +11,7 @@ APT_PACKAGES=(
   golang-go golang-github-containerd-ttrpc-dev  # the Go ttrpc peer in e2e/
   skopeo umoci busybox-static docker-registry
   containernetworking-plugins zstd tmux
+  libisal2              # ISA-L: the diff plugin inflates gzip layers with it (zlib if missing)
 )
 
 if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi

@@ -7,6 +7,7 @@ import { InvalidArgumentError, protobuf, UnimplementedError } from '@boxd/api';
 import type { StreamProcessorConfig } from '../config.js';
 import { compressionOf, MEDIA_TYPE_TAR, sniffCompression, type Compression } from '../media-types.js';
 import { peek, throughProcess, throughTransform, type ByteStream } from '../streams.js';
+import { gunzipStream, isalGunzip } from './isal-gunzip.js';
 
 export interface DecodeOptions {
   processors: StreamProcessorConfig[];
@@ -26,8 +27,10 @@ export function decompress(source: ByteStream, compression: 'none' | 'gzip' | 'z
   switch (compression) {
     case 'none':
       return source;
-    case 'gzip':
-      return throughTransform(source, createGunzip({ chunkSize: 1 << 20 }), corrupt('gzip'));
+    case 'gzip': {
+      const isal = isalGunzip();
+      return isal ? gunzipStream(isal, source) : throughTransform(source, createGunzip({ chunkSize: 1 << 20 }), corrupt('gzip'));
+    }
     case 'zstd':
       return throughProcess(source, { path: options.zstdPath, args: ['-dcq'], label: 'zstd' }, corrupt('zstd'));
   }
