@@ -43,10 +43,22 @@ type State = 'open' | 'committed' | 'closed' | 'aborted';
 // O_APPEND keeps "file size == offset" true after a truncate, with no seeking.
 const APPEND = constants.O_WRONLY | constants.O_CREAT | constants.O_APPEND;
 
+/**
+ * Written bytes not yet being flushed, past which a datasync starts in the background. The
+ * commit's fsync then finds little left to write: on the bench disk it took ~40 ms for an
+ * 85 MB layer, while the client waited for the commit before sending the next blob.
+ */
+const FLUSH_AHEAD_BYTES = 8 << 20;
+
 export class IngestWriter implements LockHolder {
   private state: State = 'open';
   private closing: Promise<void> | undefined;
   private inFlight: Promise<void> | undefined;
+  private unflushed = 0;
+  /** The background datasync, if one runs. Every close of the file waits for it first. */
+  private flushing: Promise<void> | undefined;
+  /** What a background datasync failed with: the error is reported once per open file, so the commit must see it here. */
+  private flushError: unknown;
 
   private constructor(
     private readonly ctx: StoreContext,
@@ -134,17 +146,35 @@ export class IngestWriter implements LockHolder {
   async write(data: Uint8Array): Promise<void> {
     this.ensureOpen();
     await this.flush();
+    if (this.unflushed >= FLUSH_AHEAD_BYTES && !this.flushing) this.flushAhead();
     const writing = writeFully(this.file, data);
     writing.catch(() => undefined); // observed by the next flush()
     this.inFlight = writing;
     this.digester.update(data);
+    this.unflushed += data.length;
     this.written += BigInt(data.length);
     this.record.updatedAt = nowNs();
   }
 
-  /** Resolves once no write is in flight (whatever its outcome), so the file holds every accepted byte that could be written. */
+  /** Starts writing back what the file holds so far, without waiting for it. */
+  private flushAhead(): void {
+    this.unflushed = 0;
+    this.flushing = this.file.datasync().then(
+      () => undefined,
+      (err: unknown) => {
+        this.flushError ??= err;
+      },
+    );
+    void this.flushing.then(() => (this.flushing = undefined));
+  }
+
+  /**
+   * Resolves once no write or datasync is in flight (whatever its outcome), so the file holds
+   * every accepted byte that could be written and may be closed.
+   */
   async settle(): Promise<void> {
     await this.inFlight?.catch((err) => this.ctx.logger.warn({ err, ref: this.ref }, 'ingest write failed'));
+    await this.flushing;
   }
 
   /** Waits for the write in flight; a failed write breaks the writer. */
@@ -153,6 +183,7 @@ export class IngestWriter implements LockHolder {
       await this.inFlight;
     } catch (err) {
       this.state = 'closed';
+      await this.flushing;
       await this.file.close().catch(() => undefined);
       throw err;
     } finally {
@@ -163,8 +194,10 @@ export class IngestWriter implements LockHolder {
   async truncate(): Promise<void> {
     this.ensureOpen();
     await this.flush();
+    await this.flushing;
     await this.file.truncate(0);
     this.digester.reset();
+    this.unflushed = 0;
     this.written = 0n;
     this.record.updatedAt = nowNs();
   }
@@ -185,8 +218,13 @@ export class IngestWriter implements LockHolder {
     await this.flush();
     // From here on the writer cannot go back to writing, whatever happens.
     this.state = 'closed';
-    await this.file.sync();
-    await this.file.close();
+    await this.flushing;
+    try {
+      if (this.flushError) throw this.flushError;
+      await this.file.sync();
+    } finally {
+      await this.file.close();
+    }
     await this.publish(digest, labels);
     this.state = 'committed';
     return digest;

@@ -233,6 +233,24 @@ describe('writes in the background', () => {
     expect(sha256(await readFile(join(root, 'blobs', 'sha256', digest.slice('sha256:'.length))))).toBe(digest);
   });
 
+  it('truncates, closes and resumes while bytes are written back ahead of the commit', async () => {
+    // Past 8 MiB a datasync runs in the background; each step below must wait for it.
+    const chunks = Array.from({ length: 6 }, () => randomBytes(4 << 20));
+    const writer = await store.writer({ ref: 'ahead', total: 0n, expected: '' });
+    for (const chunk of chunks) await writer.write(chunk);
+    await writer.truncate();
+    for (const chunk of chunks.slice(0, 5)) await writer.write(chunk);
+    await writer.close();
+    expect((await store.status('ahead')).offset).toBe(20n << 20n);
+
+    const resumed = await store.writer({ ref: 'ahead', total: 0n, expected: '' });
+    await resumed.write(chunks[5]!);
+    const digest = await resumed.commit({});
+    await resumed.close();
+    expect(digest).toBe(sha256(Buffer.concat(chunks)));
+    expect(sha256(await readFile(join(root, 'blobs', 'sha256', digest.slice('sha256:'.length))))).toBe(digest);
+  });
+
   it('fails the writer at the first failed write, leaving only whole leading bytes in the file', async () => {
     // A 1 MiB filesystem under the ingests: the third 512 KiB write runs out of space.
     await run('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', layout.ingestDir]);
