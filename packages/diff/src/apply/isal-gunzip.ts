@@ -50,7 +50,7 @@ const ERRORS: Record<number, string> = {
 };
 
 /** One gzip stream (of one or more members) being decoded. */
-export class GzipInflater {
+class GzipInflater {
   private readonly state = Buffer.alloc(STATE_SIZE);
   private finished = false;
   /** Output goes into a slab after what was handed out of it, so no chunk handed out is written again. */
