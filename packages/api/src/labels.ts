@@ -19,6 +19,10 @@ export const DISTRIBUTION_SOURCE_PREFIX = 'containerd.io/distribution.source.';
 export const SNAPSHOT_REF = 'containerd.io/snapshot.ref';
 /** Labels with this prefix are passed through to the snapshotter implementation. */
 export const SNAPSHOT_LABEL_PREFIX = 'containerd.io/snapshot/';
+/** The labels a snapshotter is given of a snapshot's: the rest stay in the metadata store. */
+export function snapshotBackendLabels(labels: Readonly<Record<string, string>>): Record<string, string> {
+  return Object.fromEntries(Object.entries(labels).filter(([k]) => k.startsWith(SNAPSHOT_LABEL_PREFIX) || k === SNAPSHOT_REF));
+}
 /** Namespace label: default runtime for containers in it. */
 export const DEFAULT_RUNTIME = 'containerd.io/defaults/runtime';
 /** Namespace label: default snapshotter for the namespace. */

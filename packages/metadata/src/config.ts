@@ -8,6 +8,7 @@
  *   gc_startup_delay_ms = 100      # first collection after start; -1 disables
  *   ingest_expiry_ms = 86400000    # ingests opened without a lease
  *   retired_grace_ms = 600000      # committed active snapshots awaiting the backend commit
+ *   key_reservation_ttl_ms = 3600000  # backend key sequence numbers the core holds
  *   [snapshotters.overlayfs]
  *   address = "/run/boxd/overlay.sock"
  *   transport = "grpc"
@@ -24,6 +25,7 @@ export interface MetadataConfig {
   gcStartupDelayMs: number;
   ingestExpiryMs: number;
   retiredGraceMs: number;
+  keyReservationTtlMs: number;
 }
 
 export function parseConfig(raw: PluginConfig): MetadataConfig {
@@ -46,6 +48,7 @@ export function parseConfig(raw: PluginConfig): MetadataConfig {
     gcStartupDelayMs: numberOf(raw.gc_startup_delay_ms, 'gc_startup_delay_ms') ?? 100,
     ingestExpiryMs: numberOf(raw.ingest_expiry_ms, 'ingest_expiry_ms') ?? 24 * 3600 * 1000,
     retiredGraceMs: numberOf(raw.retired_grace_ms, 'retired_grace_ms') ?? 10 * 60 * 1000,
+    keyReservationTtlMs: numberOf(raw.key_reservation_ttl_ms, 'key_reservation_ttl_ms') ?? 3600 * 1000,
   };
 }
 

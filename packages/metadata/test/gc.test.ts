@@ -2,7 +2,8 @@ import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Code } from '@boxd/api';
+import { Code, snapshots } from '@boxd/api';
+import { createGrpcClient } from '@boxd/grpc';
 import { expectCode, inNs, startMetadata, type Harness } from './helpers.js';
 import { startPluginBin, startSnapshotServer, writeBackendBlob, digestOf, type ContentStoreProcess, type SnapshotServer } from './backends.js';
 import { FakeCore } from './core.js';
@@ -237,6 +238,49 @@ describe('garbage collection', () => {
       expect(await dirs()).toBe(0);
     } finally {
       nativeCore.close();
+      await md.stop();
+      await native.stop();
+    }
+  });
+
+  it('leaves a backend snapshot made under a reserved sequence number until the reservation is used or expires', async () => {
+    const native = await startPluginBin('@boxd/snapshotter-native', dir, 'native-resv');
+    const md = await startMetadata({ snapshotters: { native: { address: native.ttrpcAddress } }, key_reservation_ttl_ms: 1500 });
+    const backend = createGrpcClient(snapshots.SnapshotsService, native.address);
+    try {
+      const name = 'gc-resv';
+      await md.clients.leases.Create({ id: 'hold' }, inNs(name));
+      const ns = inNs(name, 'hold');
+      const backendKeys = async () => {
+        const keys: string[] = [];
+        for await (const b of backend.List({ snapshotter: 'native', filters: [] })) keys.push(...b.info.map((i) => i.name));
+        return keys.sort();
+      };
+      const first = await md.clients.snapshots.Prepare({ snapshotter: 'native', key: 'first', reserve: 2 }, ns);
+      expect(first.reservationTtlMs).toBe(1500);
+      const [used, unused] = first.reserved.map(String);
+      await backend.Prepare({ snapshotter: 'native', key: first.key });
+      // As the core does: the backend snapshot first, the record while (here: after) it is made.
+      await backend.Prepare({ snapshotter: 'native', key: `${name}/${used}/early` });
+      await backend.Prepare({ snapshotter: 'native', key: `${name}/${unused}/never-recorded` });
+      const early = await md.clients.snapshots.Prepare({ snapshotter: 'native', key: 'early', backendKey: `${name}/${used}/early` }, ns);
+      expect(early.key).toBe(`${name}/${used}/early`);
+
+      let stats = await md.clients.gc.Collect({});
+      expect(stats.errors).toEqual([]);
+      expect(await backendKeys()).toEqual([first.key, early.key, `${name}/${unused}/never-recorded`].sort());
+
+      await new Promise((r) => setTimeout(r, 1600));
+      stats = await md.clients.gc.Collect({});
+      expect(stats.errors).toEqual([]);
+      expect(await backendKeys()).toEqual([first.key, early.key].sort());
+      await expectCode(
+        md.clients.snapshots.Prepare({ snapshotter: 'native', key: 'never-recorded', backendKey: `${name}/${unused}/never-recorded` }, ns),
+        Code.FAILED_PRECONDITION,
+        /is not reserved/,
+      );
+    } finally {
+      backend.close();
       await md.stop();
       await native.stop();
     }

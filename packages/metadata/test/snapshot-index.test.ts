@@ -66,6 +66,32 @@ describe('SnapshotIndex', () => {
     await s.Prepare({ snapshotter: sn, key: 'e1' }, inNs('snap-other'));
   });
 
+  it('records a backend key made with a sequence number it reserved, once', async () => {
+    const s = h.clients.snapshots;
+    const first = await s.Prepare({ snapshotter: sn, key: 'resv-0', reserve: 3 }, opts);
+    expect(first.reserved).toHaveLength(3);
+    expect(first.reservationTtlMs).toBe(3_600_000);
+    const [a, b, c] = first.reserved.map(Number);
+    // Taken from the snapshotter's own sequence, after the key of the create that asked.
+    expect(Number(first.key.split('/')[1])).toBeLessThan(a!);
+    expect([b! - a!, c! - b!]).toEqual([1, 1]);
+
+    const made = await s.Prepare({ snapshotter: sn, key: 'resv-1', parent: '', backendKey: `snap/${a}/resv-1` }, opts);
+    expect(made).toMatchObject({ key: `snap/${a}/resv-1`, reserved: [] });
+    expect((await s.Resolve({ snapshotter: sn, key: 'resv-1' }, opts)).key).toBe(`snap/${a}/resv-1`);
+    await expectCode(s.Prepare({ snapshotter: sn, key: 'resv-2', backendKey: `snap/${a}/resv-2` }, opts), Code.FAILED_PRECONDITION, `sequence number ${a} of snapshotter ${sn} is not reserved`);
+    // Reserved for one snapshotter only.
+    await expectCode(s.Prepare({ snapshotter: 'native', key: 'resv-2', backendKey: `snap/${b}/resv-2` }, opts), Code.FAILED_PRECONDITION, /is not reserved/);
+    await expectCode(s.Prepare({ snapshotter: sn, key: 'resv-2', backendKey: `snap/${b}/other` }, opts), Code.INVALID_ARGUMENT, 'backend key "snap/' + b + '/other" is not "snap/<seq>/resv-2"');
+    await expectCode(s.Prepare({ snapshotter: sn, key: 'resv-2', backendKey: `snap-other/${b}/resv-2` }, opts), Code.INVALID_ARGUMENT, /is not "snap\/<seq>\/resv-2"/);
+    await expectCode(s.Prepare({ snapshotter: sn, key: 'resv-2', backendKey: `snap/0${b}/resv-2` }, opts), Code.INVALID_ARGUMENT);
+    await expectCode(s.Prepare({ snapshotter: sn, key: 'resv-2', reserve: 65 }, opts), Code.INVALID_ARGUMENT, 'reserve 65: at most 64 sequence numbers per call');
+    // A refused create leaves its reservation: the same one works next.
+    await expectCode(s.Prepare({ snapshotter: sn, key: 'resv-1', backendKey: `snap/${b}/resv-1` }, opts), Code.ALREADY_EXISTS);
+    expect((await s.View({ snapshotter: sn, key: 'resv-view', backendKey: `snap/${b}/resv-view` }, opts)).key).toBe(`snap/${b}/resv-view`);
+    await expectCode(s.Stat({ snapshotter: sn, key: 'resv-2' }, opts), Code.NOT_FOUND);
+  });
+
   it('removes in client terms and answers the backend key', async () => {
     const s = h.clients.snapshots;
     await s.Prepare({ snapshotter: sn, key: 'r1' }, opts);

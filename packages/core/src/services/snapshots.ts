@@ -5,6 +5,8 @@
  */
 import {
   boxdMetadata,
+  Code,
+  errorCode,
   events,
   namespaceOf,
   NotFoundError,
@@ -16,6 +18,7 @@ import {
 } from '@boxd/api';
 import { forwardOptions, plainOptions } from '../forward.js';
 import type { EventPublisher } from '../events.js';
+import { BackendKeyPlanner, type BackendPlan } from './backend-key-planner.js';
 
 type Backend = ServiceClient<typeof snapshots.SnapshotsService>;
 type Index = ServiceClient<typeof boxdMetadata.SnapshotIndexService>;
@@ -50,22 +53,71 @@ class MountsCache {
 
 const idOf = (snapshotter: string, key: string) => `${snapshotter}\0${key}`;
 
+/** A backend create started before the index answered: its mounts, or undefined if it failed. */
+function createIn(target: Backend, kind: 'Prepare' | 'View', snapshotter: string, plan: BackendPlan, ctx: CallContext) {
+  const made = target[kind]({ snapshotter, key: plan.key, parent: plan.parent, labels: plan.labels }, plainOptions(ctx));
+  const mounts = made.then(
+    (res) => res.mounts,
+    () => undefined,
+  );
+  return { mounts, ok: mounts.then((m) => m !== undefined) };
+}
+
+/** Takes back a backend snapshot no record names; if this fails, GC collects it once its reservation expires. */
+async function removeFrom(target: Backend, snapshotter: string, key: string): Promise<void> {
+  await target.Remove({ snapshotter, key }).catch(() => undefined);
+}
+
 export function snapshotsService(backend: (snapshotter: string) => Backend, index: () => Index, publisher: EventPublisher): ServiceImplementation<typeof snapshots.SnapshotsService> {
   const ns = (ctx: CallContext) => namespaceOf(ctx) ?? '';
   const mountsOf = new MountsCache();
+  const planner = new BackendKeyPlanner();
   const backendOf = (name: string) => {
     if (!name) throw new NotFoundError('snapshotter not specified');
     return backend(name);
   };
 
-  async function create(kind: 'Prepare' | 'View', req: snapshots.PrepareSnapshotRequest, ctx: CallContext) {
+  async function create(kind: 'Prepare' | 'View', req: snapshots.PrepareSnapshotRequest, ctx: CallContext): Promise<{ mounts: types.Mount[] }> {
     const target = backendOf(req.snapshotter);
-    const planned = await index()[kind](req, forwardOptions(ctx));
+    const namespace = ns(ctx);
+    const plan = planner.plan(namespace, req.snapshotter, req.key, req.parent, req.labels);
+    const reserve = planner.reserveCount(req.snapshotter);
+    const record = index()[kind]({ ...req, backendKey: plan?.key ?? '', reserve }, forwardOptions(ctx));
+    record.then(
+      (answer) => planner.learn(namespace, req.snapshotter, req.parent, reserve, answer),
+      () => planner.learn(namespace, req.snapshotter, req.parent, reserve, undefined),
+    );
+    const early = plan && createIn(target, kind, req.snapshotter, plan, ctx);
+    let planned: boxdMetadata.BackendSnapshot;
     try {
-      const { mounts } = await target[kind]({ snapshotter: req.snapshotter, key: planned.key, parent: planned.parent, labels: planned.labels }, plainOptions(ctx));
-      mountsOf.set(req.snapshotter, planned.key, mounts);
-      publisher.publish(ns(ctx), '/snapshot/prepare', events.SnapshotPrepare, { key: req.key, parent: req.parent });
-      return { mounts };
+      planned = await record;
+    } catch (err) {
+      if (plan && (await early!.ok)) await removeFrom(target, req.snapshotter, plan.key);
+      // Only a reservation the index does not hold fails so: start over without ours.
+      if (plan && errorCode(err) === Code.FAILED_PRECONDITION) {
+        planner.dropReservations(req.snapshotter);
+        return create(kind, req, ctx);
+      }
+      throw err;
+    }
+    let mounts = plan && BackendKeyPlanner.matches(plan, planned) ? await early!.mounts : undefined;
+    if (!mounts) {
+      // Made from a stale guess, or not made early at all: made now as the index says.
+      if (plan) {
+        planner.forgetParent(namespace, req.snapshotter, req.parent);
+        if (await early!.ok) await removeFrom(target, req.snapshotter, plan.key);
+      }
+      mounts = await createAsRecorded(target, kind, req, planned, ctx);
+    }
+    mountsOf.set(req.snapshotter, planned.key, mounts);
+    publisher.publish(namespace, '/snapshot/prepare', events.SnapshotPrepare, { key: req.key, parent: req.parent });
+    return { mounts };
+  }
+
+  /** The backend snapshot the index recorded; if it cannot be made, the record goes too. */
+  async function createAsRecorded(target: Backend, kind: 'Prepare' | 'View', req: snapshots.PrepareSnapshotRequest, planned: boxdMetadata.BackendSnapshot, ctx: CallContext) {
+    try {
+      return (await target[kind]({ snapshotter: req.snapshotter, key: planned.key, parent: planned.parent, labels: planned.labels }, plainOptions(ctx))).mounts;
     } catch (err) {
       await index()
         .Remove({ snapshotter: req.snapshotter, key: req.key }, forwardOptions(ctx))

@@ -9,6 +9,7 @@ import { Code, errorCode } from '@boxd/api';
 import type { Stores } from '../store/db.js';
 import type { BlobGuard } from './blob-guard.js';
 import type { ContentBackend, SnapshotsBackend } from '../backends/clients.js';
+import { underReservation } from '../services/key-reservations.js';
 
 export interface BackendStats {
   blobsDeleted: number;
@@ -79,8 +80,10 @@ export async function sweepSnapshotter(stores: Stores, name: string, backend: Sn
   for await (const batch of client.List({ snapshotter: name, filters: [] })) {
     for (const info of batch.info) parents.set(info.name, info.parent);
   }
-  // Backend keys are never reused either: a record made from now on names a new key.
-  const referenced = (key: string) => stores.backendKeys.get([name, key]) !== undefined || stores.retired.get([name, key]) !== undefined;
+  // Backend keys are never reused either: a record made from now on names a new key,
+  // or one under a reservation held now.
+  const referenced = (key: string) =>
+    stores.backendKeys.get([name, key]) !== undefined || stores.retired.get([name, key]) !== undefined || underReservation(stores, name, key);
   const children = new Map<string, number>();
   for (const parent of parents.values()) if (parent) children.set(parent, (children.get(parent) ?? 0) + 1);
 

@@ -21,6 +21,7 @@ export interface CollectorOptions {
   /** Longest a scheduled collection waits while deletions keep coming. */
   maxDelayMs: number;
   retiredGraceMs: number;
+  reservationTtlMs: number;
 }
 
 export class Collector {
@@ -94,7 +95,7 @@ export class Collector {
     const started = process.hrtime.bigint();
     const { stores } = this.meta;
     // Its writes mark the backends it leaves holding unreferenced objects dirty.
-    const records = this.meta.write(() => sweepRecords(stores, { now: this.meta.now(), retiredGraceMs: this.options.retiredGraceMs }));
+    const records = this.meta.write(() => sweepRecords(stores, { now: this.meta.now(), retiredGraceMs: this.options.retiredGraceMs, reservationTtlMs: this.options.reservationTtlMs }));
     const sweeps: Promise<BackendStats>[] = [];
     const content = this.backends.content;
     if (content && (this.dirty.take(CONTENT_BACKEND) || full)) {

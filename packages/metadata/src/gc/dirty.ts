@@ -4,7 +4,8 @@
  * started just to answer; so, as upstream does, a scheduled collection sweeps
  * only the backends whose references may have changed since their last clean
  * sweep: the content store after a write to content records, blob holders or
- * ingests, a snapshotter after a write to its backend keys or retired snapshots.
+ * ingests, a snapshotter after a write to its backend keys, retired snapshots or key
+ * reservations.
  *
  * A clean sweep is recorded in the store (`cleanBackends`), and the first write
  * that dirties a backend removes that record in the same transaction: a
@@ -20,8 +21,8 @@ import type { Database } from 'lmdb';
 
 /** Tables whose writes may leave blobs or backend ingests unreferenced. */
 const CONTENT_TABLES = new Set(['content', 'blobs', 'ingests']);
-/** Tables keyed [snapshotter, backendKey] that say which backend snapshots are referenced. */
-const SNAPSHOT_TABLES = new Set(['backendKeys', 'retired']);
+/** Tables keyed [snapshotter, …] that say which backend snapshots are referenced. */
+const SNAPSHOT_TABLES = new Set(['backendKeys', 'retired', 'reservedKeys']);
 
 /** The backends by name, as the store records them clean. */
 export const CONTENT_BACKEND = 'content';

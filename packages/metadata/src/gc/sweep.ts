@@ -5,6 +5,7 @@
  */
 import type { Stores } from '../store/db.js';
 import { dropContent, dropSnapshot } from '../store/mutations.js';
+import { expireReservations } from '../services/key-reservations.js';
 import { contentNode, ingestNode, leaseNode, mark, snapshotNode, nodeId } from './mark.js';
 
 export interface SweepStats {
@@ -18,6 +19,8 @@ export interface SweepOptions {
   now: number;
   /** Retired active snapshots older than this lose their protection. */
   retiredGraceMs: number;
+  /** Reserved backend key sequence numbers older than this are dropped. */
+  reservationTtlMs: number;
 }
 
 /** Call inside a write transaction. */
@@ -58,5 +61,6 @@ export function sweepRecords(stores: Stores, options: SweepOptions): SweepStats 
   for (const { key, value } of [...stores.retired.getRange({})]) {
     if (value.retiredAt + options.retiredGraceMs < options.now) stores.retired.removeSync(key);
   }
+  expireReservations(stores, options.now, options.reservationTtlMs);
   return stats;
 }

@@ -7,16 +7,17 @@ import {
   FailedPreconditionError,
   InvalidArgumentError,
   NotFoundError,
-  SNAPSHOT_LABEL_PREFIX,
-  SNAPSHOT_REF,
   applyLabelMask,
   boxdMetadata,
   fieldsAdaptor,
   goQuote,
   parseFilters,
+  snapshotBackendLabels as backendLabels,
   type ServiceImplementation,
 } from '@boxd/api';
-import { hasPrefix, nextSequence, scanPrefix } from '../store/db.js';
+import Long from 'long';
+import { hasPrefix, scanPrefix } from '../store/db.js';
+import { claimReservedKey, newBackendKey, reserveSequences } from './key-reservations.js';
 import { checkLabels, copyLabels, timestamp } from '../convert.js';
 import type { Metadata } from '../metadata.js';
 import { SnapshotKind, type Labels, type SnapshotRecord } from '../store/records.js';
@@ -27,19 +28,13 @@ import { dropSnapshot, putSnapshot } from '../store/mutations.js';
 
 const KIND_NAMES: Record<number, string> = { [SnapshotKind.VIEW]: 'view', [SnapshotKind.ACTIVE]: 'active', [SnapshotKind.COMMITTED]: 'committed' };
 
-/** Only these labels reach the snapshotter; the rest stay here. */
-export function backendLabels(labels: Labels): Labels {
-  return Object.fromEntries(Object.entries(labels).filter(([k]) => k.startsWith(SNAPSHOT_LABEL_PREFIX) || k === SNAPSHOT_REF));
+
+export interface SnapshotIndexOptions {
+  /** How long a reserved sequence number stays reserved (see key-reservations.ts). */
+  reservationTtlMs: number;
 }
 
-interface CreateRequest {
-  snapshotter: string;
-  key: string;
-  parent: string;
-  labels: Record<string, string>;
-}
-
-export function snapshotIndexService(meta: Metadata): ServiceImplementation<typeof boxdMetadata.SnapshotIndexService> {
+export function snapshotIndexService(meta: Metadata, options: SnapshotIndexOptions): ServiceImplementation<typeof boxdMetadata.SnapshotIndexService> {
   const { stores } = meta;
 
   const load = (ns: string, snapshotter: string, key: string): SnapshotRecord => {
@@ -58,9 +53,7 @@ export function snapshotIndexService(meta: Metadata): ServiceImplementation<type
   const put = (scope: Scope, snapshotter: string, key: string, record: SnapshotRecord) => putSnapshot(stores, scope.ns, snapshotter, key, record);
   const drop = (ns: string, snapshotter: string, key: string, record: SnapshotRecord) => dropSnapshot(stores, ns, snapshotter, key, record);
 
-  const newBackendKey = (ns: string, snapshotter: string, key: string) => `${ns}/${nextSequence(stores, `snapshots/${snapshotter}`)}/${key}`;
-
-  function create(scope: Scope, req: CreateRequest, kind: SnapshotKind) {
+  function create(scope: Scope, req: boxdMetadata.CreateSnapshotRequest, kind: SnapshotKind) {
     requireSnapshotter(req.snapshotter);
     if (!req.key) throw new InvalidArgumentError('snapshot key must not be empty');
     const labels = copyLabels(req.labels);
@@ -75,11 +68,16 @@ export function snapshotIndexService(meta: Metadata): ServiceImplementation<type
       }
       meta.touchNamespace(scope.ns);
       const now = meta.now();
-      const backendKey = newBackendKey(scope.ns, req.snapshotter, req.key);
+      let backendKey: string;
+      if (req.backendKey) {
+        claimReservedKey(stores, scope.ns, req.snapshotter, req.key, req.backendKey);
+        backendKey = req.backendKey;
+      } else backendKey = newBackendKey(stores, scope.ns, req.snapshotter, req.key);
       const record: SnapshotRecord = { backendKey, parent: req.parent, kind, labels, createdAt: now, updatedAt: now };
       put(scope, req.snapshotter, req.key, record);
       meta.attachToLease(scope, `snapshots/${req.snapshotter}`, req.key);
-      return backendView(scope.ns, req.snapshotter, record);
+      const reserved = req.reserve ? reserveSequences(stores, req.snapshotter, req.reserve, now) : [];
+      return { ...backendView(scope.ns, req.snapshotter, record), reserved: reserved.map((seq) => Long.fromNumber(seq, true)), reservationTtlMs: options.reservationTtlMs };
     });
   }
 
@@ -106,7 +104,7 @@ export function snapshotIndexService(meta: Metadata): ServiceImplementation<type
         meta.touchNamespace(scope.ns);
         const now = meta.now();
         const committed: SnapshotRecord = {
-          backendKey: newBackendKey(scope.ns, req.snapshotter, req.name),
+          backendKey: newBackendKey(stores, scope.ns, req.snapshotter, req.name),
           parent: active.parent,
           kind: SnapshotKind.COMMITTED,
           labels,

@@ -47,6 +47,8 @@ export interface Stores {
   readonly backendKeys: Database<BackendKeyOwner, Key>;
   /** [snapshotter, backendKey] → retired active snapshot awaiting the backend commit */
   readonly retired: Database<RetiredSnapshot, Key>;
+  /** [snapshotter, seq] → when: a sequence number the core holds for a backend key it may create before recording it */
+  readonly reservedKeys: Database<number, Key>;
   /** counters */
   readonly sequences: Database<number, Key>;
   /** backend → 1: swept clean since its references last changed (see gc/dirty.ts); no change notices */
@@ -84,7 +86,7 @@ export function openStores(dir: string, onWrite: WriteListener = () => undefined
   // consistent on a crash either way (it falls back to the last fully synced commit).
   const path = join(dir, 'meta.lmdb');
   const created = !existsSync(path);
-  const root = open({ path, maxDbs: 16, overlappingSync: true });
+  const root = open({ path, maxDbs: 24, overlappingSync: true });
   const db = <V>(table: Parameters<WriteListener>[0], name: string, options: { keyEncoding?: 'ordered-binary'; encoding?: 'binary' } = {}) =>
     reportingWrites(root.openDB<V, Key>({ name, ...options }) as Database<never, Key>, table, onWrite) as unknown as Database<V, Key>;
   // In one transaction: on a new store each table made is otherwise a synced commit of its own.
@@ -103,6 +105,7 @@ export function openStores(dir: string, onWrite: WriteListener = () => undefined
     snapshotChildren: db('snapshotChildren', 'snapshot-children'),
     backendKeys: db('backendKeys', 'backend-keys'),
     retired: db('retired', 'retired'),
+    reservedKeys: db('reservedKeys', 'reserved-keys'),
     sequences: db('sequences', 'sequences'),
     cleanBackends: root.openDB<1, string>({ name: 'clean-backends' }),
     created,
