@@ -44,6 +44,8 @@ export class BackendKeyPlanner {
    * no reservation is left. Uses up a reservation.
    */
   plan(ns: string, snapshotter: string, key: string, parent: string, labels: Record<string, string>): BackendPlan | undefined {
+    // Without a namespace the index refuses the create: nothing to make ahead of it.
+    if (!ns) return undefined;
     const parentKey = parent ? this.parents.get(parentId(ns, snapshotter, parent)) : '';
     if (parentKey === undefined) return undefined;
     const seq = this.takeReservation(snapshotter);

@@ -63,9 +63,12 @@ function createIn(target: Backend, kind: 'Prepare' | 'View', snapshotter: string
   return { mounts, ok: mounts.then((m) => m !== undefined) };
 }
 
+/** How long taking back a backend snapshot may hold up the answer (not the client's deadline: it may have passed). */
+const TAKE_BACK_MS = 30_000;
+
 /** Takes back a backend snapshot no record names; if this fails, GC collects it once its reservation expires. */
 async function removeFrom(target: Backend, snapshotter: string, key: string): Promise<void> {
-  await target.Remove({ snapshotter, key }).catch(() => undefined);
+  await target.Remove({ snapshotter, key }, { timeoutMs: TAKE_BACK_MS }).catch(() => undefined);
 }
 
 export function snapshotsService(backend: (snapshotter: string) => Backend, index: () => Index, publisher: EventPublisher): ServiceImplementation<typeof snapshots.SnapshotsService> {
