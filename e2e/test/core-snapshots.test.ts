@@ -5,12 +5,12 @@
  * What a client mounts must be what it asked for, also when the guess was
  * stale: a parent removed and made again under the same name.
  */
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { snapshots } from '@boxd/api';
 import { TtrpcClient, createTtrpcClient } from '@boxd/ttrpc';
-import { removeDir, runOk, startBoxd, tempDir, type Boxd } from '@boxd/test-utils';
+import { isAlive, removeDir, runOk, startBoxd, tempDir, waitFor, type Boxd } from '@boxd/test-utils';
 
 const NS = 'snapplan';
 let dir: string;
@@ -106,5 +106,23 @@ describe('Prepare made alongside its record', () => {
     expect(res.stderr).toMatch(/already exists/);
     // The backend snapshot made for the refused create is taken back at once.
     expect(seqOf(await backendKeys(), 'dup')).toBe(first);
+  });
+
+  it('starts over without its reservations when the metadata store no longer holds them', async () => {
+    await ok(['prepare', 'held-before']);
+    // A metadata store lost with everything in it (restored from an old copy, say): the
+    // sequence numbers the core holds mean nothing to the one that takes its place.
+    const pid = Number(await readFile(join(boxd.state, 'plugins', 'metadata.pid'), 'utf8'));
+    process.kill(pid, 'SIGKILL');
+    await waitFor(() => !isAlive(pid), 5000);
+    await rm(join(boxd.root, 'metadata'), { recursive: true, force: true });
+    await waitFor(async () => (await boxd.ctr(['-n', NS, 'snapshots', 'prepare', 'after-loss'])).code === 0, 15_000);
+    await withMounted('after-loss', (path) => writeFile(join(path, 'f'), 'new'));
+    expect(await withMounted('after-loss', (path) => readFile(join(path, 'f'), 'utf8'))).toBe('new');
+    // The one made ahead under a reservation the new store refused was taken back.
+    const keys = (await backendKeys()).filter((k) => k.endsWith('/after-loss'));
+    expect(keys).toHaveLength(1);
+    await ok(['prepare', 'after-loss-2']);
+    expect((await ok(['ls'])).split('\n').filter(Boolean).length).toBe(1 + 2);
   });
 });
