@@ -1,7 +1,7 @@
 /**
  * What the core needs to create a snapshot in its backend while the metadata
  * plugin records it, so that a Prepare or View costs the longer of the two
- * calls rather than their sum (some 1.5 ms of every `ctr run`):
+ * calls rather than their sum (some 1-1.5 ms of every `ctr run`):
  *
  * - sequence numbers the index reserved for backend keys (`<ns>/<seq>/<key>`),
  *   asked for along with a create whenever few are left;
