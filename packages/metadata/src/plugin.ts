@@ -26,12 +26,12 @@ export async function setupMetadata(ctx: PluginContext): Promise<MetadataInstanc
   const stores = openStores(ctx.root, (table, key) => metadata?.noteWrite(table, key));
   metadata = new Metadata(stores);
   const backends = connectBackends(config.content, config.snapshotters);
-  const collector = new Collector(metadata, backends, {
-      delayMs: config.gcDelayMs,
-      maxDelayMs: config.gcMaxDelayMs,
-      retiredGraceMs: config.retiredGraceMs,
-      reservationTtlMs: config.keyReservationTtlMs,
-    }, ctx.logger);
+  const collector = new Collector(
+    metadata,
+    backends,
+    { delayMs: config.gcDelayMs, maxDelayMs: config.gcMaxDelayMs, retiredGraceMs: config.retiredGraceMs, reservationTtlMs: config.keyReservationTtlMs },
+    ctx.logger,
+  );
   metadata.gc = { schedule: () => collector.schedule(), collect: () => collector.collect(), noteWrite: (table, key) => collector.noteWrite(table, key) };
   // Finish whatever a previous run left half-collected.
   const startup = config.gcStartupDelayMs >= 0 ? setTimeout(() => collector.schedule(), config.gcStartupDelayMs) : undefined;

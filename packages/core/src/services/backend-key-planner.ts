@@ -70,7 +70,6 @@ export class BackendKeyPlanner {
     const until = performance.now() + answer.reservationTtlMs / 2;
     const pool = this.fresh(snapshotter);
     for (const seq of answer.reserved) pool.push({ seq: seq.toString(), until });
-    this.reservations.set(snapshotter, pool);
   }
 
   /** The plan's parent was not the index's: do not guess it again. */
@@ -94,9 +93,11 @@ export class BackendKeyPlanner {
     return this.fresh(snapshotter).shift()?.seq;
   }
 
+  /** The snapshotter's pool, expired reservations dropped (a new array only when some are). */
   private fresh(snapshotter: string): Reservation[] {
     const now = performance.now();
-    const pool = (this.reservations.get(snapshotter) ?? []).filter((r) => r.until > now);
+    let pool = this.reservations.get(snapshotter) ?? [];
+    if (pool.some((r) => r.until <= now)) pool = pool.filter((r) => r.until > now);
     this.reservations.set(snapshotter, pool);
     return pool;
   }

@@ -54,13 +54,11 @@ class MountsCache {
 const idOf = (snapshotter: string, key: string) => `${snapshotter}\0${key}`;
 
 /** A backend create started before the index answered: its mounts, or undefined if it failed. */
-function createIn(target: Backend, kind: 'Prepare' | 'View', snapshotter: string, plan: BackendPlan, ctx: CallContext) {
-  const made = target[kind]({ snapshotter, key: plan.key, parent: plan.parent, labels: plan.labels }, plainOptions(ctx));
-  const mounts = made.then(
+function createIn(target: Backend, kind: 'Prepare' | 'View', snapshotter: string, plan: BackendPlan, ctx: CallContext): Promise<types.Mount[] | undefined> {
+  return target[kind]({ snapshotter, key: plan.key, parent: plan.parent, labels: plan.labels }, plainOptions(ctx)).then(
     (res) => res.mounts,
     () => undefined,
   );
-  return { mounts, ok: mounts.then((m) => m !== undefined) };
 }
 
 /** How long taking back a backend snapshot may hold up the answer (not the client's deadline: it may have passed). */
@@ -95,7 +93,7 @@ export function snapshotsService(backend: (snapshotter: string) => Backend, inde
     try {
       planned = await record;
     } catch (err) {
-      if (plan && (await early!.ok)) await removeFrom(target, req.snapshotter, plan.key);
+      if (plan && (await early)) await removeFrom(target, req.snapshotter, plan.key);
       // Only a reservation the index does not hold fails so: start over without ours.
       if (plan && errorCode(err) === Code.FAILED_PRECONDITION) {
         planner.dropReservations(req.snapshotter);
@@ -103,12 +101,12 @@ export function snapshotsService(backend: (snapshotter: string) => Backend, inde
       }
       throw err;
     }
-    let mounts = plan && BackendKeyPlanner.matches(plan, planned) ? await early!.mounts : undefined;
+    let mounts = plan && BackendKeyPlanner.matches(plan, planned) ? await early : undefined;
     if (!mounts) {
       // Made from a stale guess, or not made early at all: made now as the index says.
       if (plan) {
         planner.forgetParent(namespace, req.snapshotter, req.parent);
-        if (await early!.ok) await removeFrom(target, req.snapshotter, plan.key);
+        if (await early) await removeFrom(target, req.snapshotter, plan.key);
       }
       mounts = await createAsRecorded(target, kind, req, planned, ctx);
     }

@@ -16,9 +16,17 @@ export const MAX_RESERVE = 64;
 
 const sequenceName = (snapshotter: string) => `snapshots/${snapshotter}`;
 
+const backendKeyOf = (ns: string, seq: number | string, key: string) => `${ns}/${seq}/${key}`;
+
+/** The sequence number in a backend key (a namespace holds no '/'), if it has one. */
+function sequenceOf(backendKey: string): string | undefined {
+  const seq = backendKey.split('/', 3)[1];
+  return seq !== undefined && /^[1-9][0-9]*$/.test(seq) ? seq : undefined;
+}
+
 /** A new backend key for `key`, from the snapshotter's sequence. Call inside a write transaction. */
 export function newBackendKey(stores: Stores, ns: string, snapshotter: string, key: string): string {
-  return `${ns}/${nextSequence(stores, sequenceName(snapshotter))}/${key}`;
+  return backendKeyOf(ns, nextSequence(stores, sequenceName(snapshotter)), key);
 }
 
 /** Reserves `count` sequence numbers of the snapshotter. Call inside a write transaction. */
@@ -38,8 +46,8 @@ export function reserveSequences(stores: Stores, snapshotter: string, count: num
  * `<ns>/<seq>/<key>` for this namespace and key. Call inside a write transaction.
  */
 export function claimReservedKey(stores: Stores, ns: string, snapshotter: string, key: string, backendKey: string): void {
-  const seq = reservedSequenceOf(backendKey, ns, key);
-  if (seq === undefined) throw new InvalidArgumentError(`backend key ${goQuote(backendKey)} is not ${goQuote(`${ns}/<seq>/${key}`)}`);
+  const seq = sequenceOf(backendKey);
+  if (seq === undefined || backendKey !== backendKeyOf(ns, seq, key)) throw new InvalidArgumentError(`backend key ${goQuote(backendKey)} is not ${goQuote(`${ns}/<seq>/${key}`)}`);
   if (stores.reservedKeys.get([snapshotter, seq]) === undefined) {
     throw new FailedPreconditionError(`sequence number ${seq} of snapshotter ${snapshotter} is not reserved (used, expired or never handed out)`);
   }
@@ -48,7 +56,7 @@ export function claimReservedKey(stores: Stores, ns: string, snapshotter: string
 
 /** Whether a backend key was made with a reservation still held. */
 export function underReservation(stores: Stores, snapshotter: string, backendKey: string): boolean {
-  const seq = backendKey.split('/', 3)[1];
+  const seq = sequenceOf(backendKey);
   return seq !== undefined && stores.reservedKeys.get([snapshotter, seq]) !== undefined;
 }
 
@@ -57,12 +65,4 @@ export function expireReservations(stores: Stores, now: number, ttlMs: number): 
   for (const { key, value } of [...stores.reservedKeys.getRange({})]) {
     if (value + ttlMs <= now) stores.reservedKeys.removeSync(key);
   }
-}
-
-function reservedSequenceOf(backendKey: string, ns: string, key: string): string | undefined {
-  const prefix = `${ns}/`;
-  const suffix = `/${key}`;
-  if (!backendKey.startsWith(prefix) || !backendKey.endsWith(suffix)) return undefined;
-  const seq = backendKey.slice(prefix.length, backendKey.length - suffix.length);
-  return /^[1-9][0-9]*$/.test(seq) ? seq : undefined;
 }

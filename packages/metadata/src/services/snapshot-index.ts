@@ -28,7 +28,6 @@ import { dropSnapshot, putSnapshot } from '../store/mutations.js';
 
 const KIND_NAMES: Record<number, string> = { [SnapshotKind.VIEW]: 'view', [SnapshotKind.ACTIVE]: 'active', [SnapshotKind.COMMITTED]: 'committed' };
 
-
 export interface SnapshotIndexOptions {
   /** How long a reserved sequence number stays reserved (see key-reservations.ts). */
   reservationTtlMs: number;
