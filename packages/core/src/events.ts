@@ -14,12 +14,19 @@ export class EventPublisher {
     return this.bus() !== undefined;
   }
 
-  /** Fire and forget: a missing or slow bus never fails the API call. */
+  /**
+   * Fire and forget: a missing or slow bus never fails the API call. The event goes
+   * out on the next turn of the event loop, after the answer of the call that
+   * published it; events published in one turn keep their order.
+   */
   publish<T>(namespace: string, topic: string, codec: MessageCodec<T>, event: Init<T>): void {
     const bus = this.bus();
     if (!bus) return;
-    bus
-      .Publish({ topic, event: { type_url: codec.typeName, value: codec.encode(event) } }, { namespace, timeoutMs: 5000 })
-      .catch((err: unknown) => this.logger.warn({ err, topic, namespace }, 'event not published'));
+    const value = codec.encode(event);
+    setImmediate(() =>
+      bus
+        .Publish({ topic, event: { type_url: codec.typeName, value } }, { namespace, timeoutMs: 5000 })
+        .catch((err: unknown) => this.logger.warn({ err, topic, namespace }, 'event not published')),
+    );
   }
 }

@@ -98,6 +98,7 @@ export class ChangeFeed {
 export class Watcher {
   private pending: Writes = new Map();
   private wake?: () => void;
+  private wakeQueued = false;
 
   constructor(
     private ended: boolean,
@@ -105,9 +106,19 @@ export class Watcher {
     readonly close: () => void,
   ) {}
 
+  /**
+   * The notice goes out on the next turn of the event loop: the write that made it
+   * answers within this turn, so its answer reaches the client first instead of
+   * queueing behind a notice the core would also handle first.
+   */
   note(writes: Writes): void {
     mergeWrites(this.pending, writes);
-    this.wake?.();
+    if (this.wakeQueued) return;
+    this.wakeQueued = true;
+    setImmediate(() => {
+      this.wakeQueued = false;
+      this.wake?.();
+    });
   }
 
   end(): void {

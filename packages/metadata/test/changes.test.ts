@@ -172,6 +172,23 @@ describe('Watcher', () => {
     w.close();
   });
 
+  it('wakes a waiting watch on the next turn of the event loop, after the writer has answered', async () => {
+    const feed = new ChangeFeed();
+    const w = feed.watch();
+    let notice: Awaited<ReturnType<typeof w.next>>;
+    const next = w.next(signal).then((n) => (notice = n));
+    await Promise.resolve();
+    const written: Writes = new Map();
+    addWrite(written, 'leases', ['ns', 'l']);
+    feed.changed(written);
+    // What the writer does next within this turn (answering its call) comes first.
+    for (let i = 0; i < 50; i++) await Promise.resolve();
+    expect(notice).toBeUndefined();
+    await next;
+    expect(notice?.rows).toEqual([{ table: 'leases', key: ['ns', 'l'] }]);
+    w.close();
+  });
+
   it('takes string and string-array keys as rows, nothing else', () => {
     expect(rowKeyOf('ns')).toEqual(['ns']);
     expect(rowKeyOf(['ns', 'id'])).toEqual(['ns', 'id']);

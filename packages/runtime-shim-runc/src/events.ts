@@ -12,6 +12,8 @@ export interface EventSink {
   publish<T>(topic: string, codec: MessageCodec<T>, event: Init<T>): void;
 }
 
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 interface Queued {
   namespace: string;
   envelope: Init<eventsTtrpc.ForwardRequest>;
@@ -52,7 +54,12 @@ export class EventPublisher implements EventSink {
         },
       },
     });
-    this.draining ??= this.drain().finally(() => (this.draining = undefined));
+    // Sending starts on the next turn of the event loop: the call that published answers
+    // within this turn, and its answer should not queue behind the event, nor the core
+    // handle the event before it.
+    this.draining ??= nextTurn()
+      .then(() => this.drain())
+      .finally(() => (this.draining = undefined));
   }
 
   /** Resolves once everything queued so far was sent (or given up on). */
