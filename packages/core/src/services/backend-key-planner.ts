@@ -96,10 +96,11 @@ export class BackendKeyPlanner {
   /** The snapshotter's pool, expired reservations dropped (a new array only when some are). */
   private fresh(snapshotter: string): Reservation[] {
     const now = performance.now();
-    let pool = this.reservations.get(snapshotter) ?? [];
-    if (pool.some((r) => r.until <= now)) pool = pool.filter((r) => r.until > now);
-    this.reservations.set(snapshotter, pool);
-    return pool;
+    const pool = this.reservations.get(snapshotter);
+    if (pool && !pool.some((r) => r.until <= now)) return pool;
+    const kept = pool?.filter((r) => r.until > now) ?? [];
+    this.reservations.set(snapshotter, kept);
+    return kept;
   }
 
   private rememberParent(id: string, backendKey: string): void {

@@ -53,12 +53,9 @@ class MountsCache {
 
 const idOf = (snapshotter: string, key: string) => `${snapshotter}\0${key}`;
 
-/** A backend create started before the index answered: its mounts, or undefined if it failed. */
-function createIn(target: Backend, kind: 'Prepare' | 'View', snapshotter: string, plan: BackendPlan, ctx: CallContext): Promise<types.Mount[] | undefined> {
-  return target[kind]({ snapshotter, key: plan.key, parent: plan.parent, labels: plan.labels }, plainOptions(ctx)).then(
-    (res) => res.mounts,
-    () => undefined,
-  );
+/** The snapshot `what` made in the backend: its mounts. */
+async function createIn(target: Backend, kind: 'Prepare' | 'View', snapshotter: string, what: BackendPlan, ctx: CallContext): Promise<types.Mount[]> {
+  return (await target[kind]({ snapshotter, key: what.key, parent: what.parent, labels: what.labels }, plainOptions(ctx))).mounts;
 }
 
 /** How long taking back a backend snapshot may hold up the answer (not the client's deadline: it may have passed). */
@@ -88,7 +85,8 @@ export function snapshotsService(backend: (snapshotter: string) => Backend, inde
       (answer) => planner.learn(namespace, req.snapshotter, req.parent, reserve, answer),
       () => planner.learn(namespace, req.snapshotter, req.parent, reserve, undefined),
     );
-    const early = plan && createIn(target, kind, req.snapshotter, plan, ctx);
+    // Made before the index answered: its mounts, or undefined if it failed.
+    const early = plan && createIn(target, kind, req.snapshotter, plan, ctx).catch(() => undefined);
     let planned: boxdMetadata.BackendSnapshot;
     try {
       planned = await record;
@@ -118,7 +116,7 @@ export function snapshotsService(backend: (snapshotter: string) => Backend, inde
   /** The backend snapshot the index recorded; if it cannot be made, the record goes too. */
   async function createAsRecorded(target: Backend, kind: 'Prepare' | 'View', req: snapshots.PrepareSnapshotRequest, planned: boxdMetadata.BackendSnapshot, ctx: CallContext) {
     try {
-      return (await target[kind]({ snapshotter: req.snapshotter, key: planned.key, parent: planned.parent, labels: planned.labels }, plainOptions(ctx))).mounts;
+      return await createIn(target, kind, req.snapshotter, planned, ctx);
     } catch (err) {
       await index()
         .Remove({ snapshotter: req.snapshotter, key: req.key }, forwardOptions(ctx))
