@@ -22,6 +22,7 @@ import type { LivenessWatcher } from './liveness.js';
 import type { Launcher } from './launch.js';
 import { mountAll, unmountAll } from './mounts.js';
 import { exitCodeOf } from './native.js';
+import type { OomEvents, StopWatch } from './oom-events.js';
 import { ShimProcess } from './process.js';
 import type { Reaper, ExitWindow } from './reaper.js';
 import { nowNanos, processStartTime, saveContainer, saveInitExit, type ContainerRecord, type ExitRecord } from './records.js';
@@ -34,6 +35,7 @@ export interface ShimContext {
   /** Starts the runtime's calls (runc, crun); their exits come through `reaper`. */
   launch: Launcher;
   liveness: LivenessWatcher;
+  oom: OomEvents;
   events: EventSink;
   logger: Logger;
   /** Scratch space for console sockets and exec process files. */
@@ -42,6 +44,8 @@ export interface ShimContext {
 
 /** Output still in flight when a process exits gets this long to reach the client. */
 const DRAIN_TIMEOUT_MS = 2_000;
+/** How long after an OOM notice its kill is looked for again. */
+const OOM_RECHECK_MS = 100;
 /** Exit status when a process died while no shim could wait for it. */
 export const UNKNOWN_EXIT_STATUS = 255;
 
@@ -104,7 +108,11 @@ export class Container {
   readonly init: ShimProcess;
   readonly execs = new Map<string, ShimProcess>();
   private cgroup?: CgroupPaths;
-  private oomKillsSeen = 0n;
+  /** The cgroup's OOM kills before we watched, and those told of since. */
+  private oomKillsBefore = 0n;
+  private oomKillsAnnounced = 0n;
+  private stopOomWatch?: StopWatch;
+  private oomRecheck?: NodeJS.Timeout;
   private checkpointToRestore = '';
   /** A Start of init is under way: a second one would wait on the exec fifo for ever. */
   private initStarting = false;
@@ -241,7 +249,8 @@ export class Container {
     if (p === this.init) saveInitExit(this.bundle, p.exit!);
     this.ctx.logger.debug({ id: this.id, execId: p.execId, pid: p.pid, status }, 'process exited');
     if (p === this.init) {
-      this.checkOom();
+      this.stopWatchingOom();
+      this.announceOomKills();
       // Without its own pid namespace nothing kills the rest of the container for us.
       if (sharesHostPidNamespace(this.bundle)) await this.runtime.kill(this.id, 9, true).catch(() => {});
     }
@@ -500,16 +509,40 @@ export class Container {
 
   private watchOom(): void {
     if (!this.init.running) return;
+    this.stopWatchingOom();
     this.cgroup = cgroupPathsOf(this.init.pid);
-    if (this.cgroup) this.oomKillsSeen = oomKills(this.cgroup);
+    if (!this.cgroup) return;
+    this.oomKillsBefore = oomKills(this.cgroup);
+    try {
+      this.stopOomWatch = this.ctx.oom.watch(this.cgroup, () => this.oomNoticed());
+    } catch (err) {
+      // Init's exit still tells of an OOM that killed it (announceOomKills).
+      this.ctx.logger.warn({ id: this.id, err }, 'cannot watch the cgroup for OOM');
+    }
   }
 
-  /** Publishes /tasks/oom when the cgroup's OOM-kill counter moved. */
-  checkOom(): void {
+  private stopWatchingOom(): void {
+    this.stopOomWatch?.();
+    this.stopOomWatch = undefined;
+    clearTimeout(this.oomRecheck);
+    this.oomRecheck = undefined;
+  }
+
+  /** The kernel signals as an OOM starts; the kill it ends in is counted a moment later. */
+  private oomNoticed(): void {
+    this.announceOomKills();
+    this.oomRecheck ??= setTimeout(() => {
+      this.oomRecheck = undefined;
+      this.announceOomKills();
+    }, OOM_RECHECK_MS).unref();
+  }
+
+  /** Publishes /tasks/oom if the cgroup counted OOM kills not yet told of. */
+  private announceOomKills(): void {
     if (!this.cgroup) return;
-    const kills = oomKills(this.cgroup);
-    if (kills <= this.oomKillsSeen) return;
-    this.oomKillsSeen = kills;
+    const kills = oomKills(this.cgroup) - this.oomKillsBefore;
+    if (kills <= this.oomKillsAnnounced) return;
+    this.oomKillsAnnounced = kills;
     this.ctx.events.publish<events.TaskOOM>('/tasks/oom', events.TaskOOM, { containerId: this.id });
   }
 }

@@ -15,6 +15,7 @@ import { EventPublisher } from './events.js';
 import { groupService, joiningCreate, type GroupScope } from './group-service.js';
 import type { ShimFlags } from './flags.js';
 import { LivenessWatcher } from './liveness.js';
+import { OomEvents } from './oom-events.js';
 import { reapedLauncher } from './launch.js';
 import { Reaper } from './reaper.js';
 import { loadContainer, ShimRegistry } from './records.js';
@@ -87,7 +88,7 @@ export async function runDaemon(flags: ShimFlags, claimed?: ClaimedListener): Pr
   reaper.start();
   const tempDir = mkdtempSync(join(tmpdir(), 'boxd-shim-'));
   const events = new EventPublisher(process.env.TTRPC_ADDRESS || `${flags.address}.ttrpc`, flags.namespace, logger);
-  const ctx: ShimContext = { namespace: flags.namespace, reaper, launch: reapedLauncher(reaper), liveness: new LivenessWatcher(), events, logger, tempDir };
+  const ctx: ShimContext = { namespace: flags.namespace, reaper, launch: reapedLauncher(reaper), liveness: new LivenessWatcher(), oom: new OomEvents(), events, logger, tempDir };
   const registry = ShimRegistry.forSocket(socketPath);
 
   let listener: Server | undefined;

@@ -12,8 +12,6 @@ import {
 import { Container, type ShimContext } from './container.js';
 import type { ShimRegistry } from './records.js';
 
-const OOM_POLL_MS = 2_000;
-
 export interface TaskServiceHooks {
   /** Shutdown with no containers left: the daemon should exit. */
   onIdleShutdown(): void;
@@ -22,7 +20,6 @@ export interface TaskServiceHooks {
 export class TaskService {
   readonly containers = new Map<string, Container>();
   private readonly creating = new Set<string>();
-  private oomTimer?: NodeJS.Timeout;
 
   constructor(
     private readonly ctx: ShimContext,
@@ -38,25 +35,12 @@ export class TaskService {
   /** Containers another shim process of this group left behind. */
   adopt(container: Container): void {
     this.containers.set(container.id, container);
-    this.ensureOomPolling();
   }
 
   private get(id: string): Container {
     const c = this.containers.get(id);
     if (!c) throw new NotFoundError('container not created');
     return c;
-  }
-
-  private ensureOomPolling(): void {
-    if (this.oomTimer || this.containers.size === 0) return;
-    this.oomTimer = setInterval(() => {
-      for (const c of this.containers.values()) c.checkOom();
-      if (this.containers.size === 0) {
-        clearInterval(this.oomTimer);
-        this.oomTimer = undefined;
-      }
-    }, OOM_POLL_MS);
-    this.oomTimer.unref();
   }
 
   implementation(): ServiceImplementation<typeof taskV2.TaskService> {
@@ -73,7 +57,6 @@ export class TaskService {
         }
         this.containers.set(req.id, container);
         this.registry.add(req.id, req.bundle);
-        this.ensureOomPolling();
         return { pid: container.init.pid };
       },
       Start: async (req) => ({ pid: await this.get(req.id).start(req.execId) }),

@@ -460,6 +460,26 @@ describe('logging binary and OOM', () => {
     expect(topicsFor('t-oom').indexOf('/tasks/oom')).toBeLessThan(topicsFor('t-oom').indexOf('/tasks/exit'));
     await task.Delete({ id: 't-oom' }, call);
   });
+
+  it('each OOM in a running container is published as it happens, not only when init dies', async () => {
+    // Three OOM kills of a subshell, 0.3 s apart; init lives on.
+    const oomLoop = 'for i in 1 2 3; do (x=$(yes | head -c 100000000)); sleep 0.3; done; exec sleep 60';
+    const b = await bundle('t-ooms', ['sh', '-c', oomLoop], { memoryLimit: 16 * 1024 * 1024 });
+    await task.Create({ id: 't-ooms', bundle: b }, call);
+    const waiting = task.Wait({ id: 't-ooms' }, call);
+    await task.Start({ id: 't-ooms' }, call);
+    try {
+      await waitFor(() => topicsFor('t-ooms').filter((t) => t === '/tasks/oom').length === 3, 5_000);
+      expect(topicsFor('t-ooms')).not.toContain('/tasks/exit');
+      expect((await task.State({ id: 't-ooms' }, call)).status).toBe(taskTypes.Status.RUNNING);
+    } finally {
+      // Also on failure: a container left running would hold up the shim's own exit below.
+      await task.Kill({ id: 't-ooms', signal: 9 }, call);
+      expect((await waiting).exitStatus).toBe(137);
+      await task.Delete({ id: 't-ooms' }, call);
+    }
+    expect(topicsFor('t-ooms').filter((t) => t === '/tasks/oom')).toHaveLength(3);
+  });
 });
 
 describe('terminal', () => {
@@ -504,6 +524,16 @@ describe('shim restart', () => {
     expect(res.shimPid).not.toBe(oldShim);
     expect(res.taskPid).toBe(pid);
     expect(await task.State({ id: ID }, call)).toMatchObject({ status: taskTypes.Status.RUNNING, pid });
+  });
+
+  it('SIGTERM stops a shim that is watching a running container for OOM at once; the next start adopts it', async () => {
+    const { shimPid, taskPid } = await task.Connect({ id: ID }, call);
+    process.kill(shimPid, 'SIGTERM');
+    // Its OOM watch waits on a thread of libuv's pool, which the exit joins.
+    await waitFor(() => !isAlive(shimPid), 2_000);
+    expect(isAlive(taskPid)).toBe(true);
+    await connect(await shimStart(env, ID, join(dir, ID)));
+    expect(await task.State({ id: ID }, call)).toMatchObject({ status: taskTypes.Status.RUNNING, pid: taskPid });
   });
 
   it('Kill after the restart: Wait returns 137 and the exit event goes out', async () => {
