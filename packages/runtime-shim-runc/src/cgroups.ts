@@ -44,7 +44,18 @@ interface Mount {
   options: string[];
 }
 
+let cgroupMountsRead: Mount[] | undefined;
+
+/**
+ * The cgroup hierarchies, read once: they are mounted at boot, while the rest of the
+ * mount table (a rootfs per container) makes reading it a cost on every Start.
+ */
 function cgroupMounts(): Mount[] {
+  if (!cgroupMountsRead?.length) cgroupMountsRead = readCgroupMounts();
+  return cgroupMountsRead;
+}
+
+function readCgroupMounts(): Mount[] {
   const mounts: Mount[] = [];
   for (const line of (read('/proc/self/mountinfo') ?? '').split('\n')) {
     const [left, right] = line.split(' - ');

@@ -513,12 +513,19 @@ export class Container {
     this.cgroup = cgroupPathsOf(this.init.pid);
     if (!this.cgroup) return;
     this.oomKillsBefore = oomKills(this.cgroup);
+    // Registering waits until the Start answer is out; an OOM before then is still counted.
+    setImmediate(() => this.registerOomWatch());
+  }
+
+  private registerOomWatch(): void {
+    if (!this.init.running || !this.cgroup || this.stopOomWatch) return;
     try {
       this.stopOomWatch = this.ctx.oom.watch(this.cgroup, () => this.oomNoticed());
     } catch (err) {
       // Init's exit still tells of an OOM that killed it (announceOomKills).
       this.ctx.logger.warn({ id: this.id, err }, 'cannot watch the cgroup for OOM');
     }
+    this.announceOomKills();
   }
 
   private stopWatchingOom(): void {
