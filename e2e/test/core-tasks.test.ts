@@ -4,9 +4,10 @@
  * containerd-shim-runc-v2, selected in boxd's config.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
 import { readlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { buildTestImage, removeDir, run, startBoxd, tempDir, waitFor, type Boxd, type TestImage } from '@boxd/test-utils';
+import { buildTestImage, CTR, removeDir, run, startBoxd, tempDir, waitFor, type Boxd, type TestImage } from '@boxd/test-utils';
 
 // runc keeps state per namespace under one root on the machine: ids unique per run.
 const RUN = Math.random().toString(36).slice(2, 7);
@@ -99,6 +100,26 @@ for (const shim of SHIMS) {
       expect(del.code, del.stderr).toBe(0);
       expect(del.stdout + del.stderr).toMatch(/7/);
       await ok(['containers', 'rm', d1]);
+    });
+
+    it('ctr events shows /tasks/oom for an OOM kill in a container that runs on', async () => {
+      const events = spawn(CTR, ['-a', boxd.address, 'events'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      events.stdout.on('data', (d) => (out += d));
+      const o1 = id('oom1');
+      try {
+        await new Promise((r) => setTimeout(r, 500));
+        // The subshell holding 100 MB is killed; init goes on to sleep.
+        await ok(['run', '-d', '--memory-limit', String(16 << 20), image.ref, o1, 'sh', '-c', '(x=$(yes | head -c 100000000)); exec sleep 60']);
+        await waitFor(() => new RegExp(`/tasks/oom .*"container_id":"${o1}"`).test(out), 10_000);
+        expect(await ok(['tasks', 'ls'])).toMatch(new RegExp(`${o1}\\s+\\d+\\s+RUNNING`));
+      } finally {
+        events.kill();
+        await ctr(['tasks', 'kill', '-s', 'KILL', o1]);
+        await waitFor(async () => !new RegExp(`${o1}\\s+\\d+\\s+RUNNING`).test(await ok(['tasks', 'ls'])), 10_000);
+        await ctr(['tasks', 'delete', o1]);
+        await ctr(['containers', 'rm', o1]);
+      }
     });
 
     it('run -t gives the container a terminal', async () => {
