@@ -31,89 +31,99 @@ export interface Eventfd {
   close(): void;
 }
 
+/** The epoll set, its wake eventfd and the native array the kernel reports into. */
+interface Epoll {
+  fd: number;
+  wakeFd: number;
+  memory: unknown;
+  view: DataView;
+}
+
+function createEpoll(): Epoll {
+  const c = load();
+  const fd = check('epoll_create1', c.epollCreate(CLOEXEC));
+  const wakeFd = check('eventfd', c.eventfd(0, CLOEXEC | EFD_NONBLOCK));
+  control(fd, EPOLL_CTL_ADD, wakeFd, WAKE_TOKEN);
+  const memory = c.koffi.alloc('uint8_t', EVENT_SIZE * MAX_EVENTS);
+  return { fd, wakeFd, memory, view: new DataView(c.koffi.view(memory, EVENT_SIZE * MAX_EVENTS)) };
+}
+
+function control(epfd: number, op: number, fd: number, token: number): void {
+  const event = Buffer.alloc(EVENT_SIZE);
+  event.writeUInt32LE(EPOLLIN, 0);
+  event.writeUInt32LE(token, DATA_OFFSET);
+  check('epoll_ctl', load().epollCtl(epfd, op, fd, event));
+}
+
 export class EventfdSet {
-  private epfd = -1;
-  private wakeFd = -1;
+  private epoll?: Epoll;
   /** Tokens, not fds, name the eventfds in epoll: a closed fd's number may come back. */
   private readonly handlers = new Map<number, { fd: number; signalled: () => void }>();
   private nextToken = WAKE_TOKEN + 1;
   private waiting = false;
-  private events?: { memory: unknown; view: DataView };
 
   /** A new eventfd; `signalled` runs (on the main thread) each time the kernel signals it. */
   open(signalled: () => void): Eventfd {
     const c = load();
-    this.start();
+    const epoll = this.started();
     const fd = check('eventfd', c.eventfd(0, CLOEXEC | EFD_NONBLOCK));
     const token = this.nextToken++;
     try {
-      this.control(EPOLL_CTL_ADD, fd, token);
+      control(epoll.fd, EPOLL_CTL_ADD, fd, token);
     } catch (err) {
       c.close(fd);
       throw err;
     }
     this.handlers.set(token, { fd, signalled });
-    this.wait();
-    return { fd, close: () => this.remove(token) };
+    this.wait(epoll);
+    return { fd, close: () => this.remove(epoll, token) };
   }
 
-  private start(): void {
-    if (this.epfd >= 0) return;
-    const c = load();
-    this.epfd = check('epoll_create1', c.epollCreate(CLOEXEC));
-    this.wakeFd = check('eventfd', c.eventfd(0, CLOEXEC | EFD_NONBLOCK));
-    this.control(EPOLL_CTL_ADD, this.wakeFd, WAKE_TOKEN);
-    const memory = c.koffi.alloc('uint8_t', EVENT_SIZE * MAX_EVENTS);
-    this.events = { memory, view: new DataView(c.koffi.view(memory, EVENT_SIZE * MAX_EVENTS)) };
-    process.on('exit', () => this.signal(this.wakeFd));
+  private started(): Epoll {
+    if (this.epoll) return this.epoll;
+    const epoll = (this.epoll = createEpoll());
+    process.on('exit', () => signal(epoll.wakeFd));
+    return epoll;
   }
 
-  private control(op: number, fd: number, token: number): void {
-    const event = Buffer.alloc(EVENT_SIZE);
-    event.writeUInt32LE(EPOLLIN, 0);
-    event.writeUInt32LE(token, DATA_OFFSET);
-    check('epoll_ctl', load().epollCtl(this.epfd, op, fd, event));
-  }
-
-  private remove(token: number): void {
+  private remove(epoll: Epoll, token: number): void {
     const h = this.handlers.get(token);
     if (!h) return;
     this.handlers.delete(token);
-    this.control(EPOLL_CTL_DEL, h.fd, token);
+    control(epoll.fd, EPOLL_CTL_DEL, h.fd, token);
     load().close(h.fd);
     // Nothing left to wait for: end the wait so it gives its thread back.
-    if (this.handlers.size === 0 && this.waiting) this.signal(this.wakeFd);
+    if (this.handlers.size === 0 && this.waiting) signal(epoll.wakeFd);
   }
 
-  private wait(): void {
-    const events = this.events;
-    if (this.waiting || this.handlers.size === 0 || !events) return;
+  private wait(epoll: Epoll): void {
+    if (this.waiting || this.handlers.size === 0) return;
     this.waiting = true;
-    load().epollWait.async(this.epfd, events.memory, MAX_EVENTS, -1, (err: unknown, n: number) => {
+    load().epollWait.async(epoll.fd, epoll.memory, MAX_EVENTS, -1, (err: unknown, n: number) => {
       this.waiting = false;
       // n < 0 is EINTR: a signal reached the pool's thread. Wait again.
-      for (let i = 0; !err && i < n; i++) this.dispatch(events.view.getUint32(i * EVENT_SIZE + DATA_OFFSET, true));
-      this.wait();
+      for (let i = 0; !err && i < n; i++) this.dispatch(epoll, epoll.view.getUint32(i * EVENT_SIZE + DATA_OFFSET, true));
+      this.wait(epoll);
     });
   }
 
-  private dispatch(token: number): void {
-    if (token === WAKE_TOKEN) return void this.drain(this.wakeFd);
+  private dispatch(epoll: Epoll, token: number): void {
+    if (token === WAKE_TOKEN) return void drain(epoll.wakeFd);
     const h = this.handlers.get(token);
     // Closed since the wait returned: its signal is of no interest any more.
     if (!h) return;
-    this.drain(h.fd);
+    drain(h.fd);
     h.signalled();
   }
+}
 
-  /** Reads the counter back to zero, or epoll would report the fd again at once. */
-  private drain(fd: number): void {
-    load().read(fd, Buffer.alloc(8), 8);
-  }
+/** Reads an eventfd's counter back to zero, or epoll would report it again at once. */
+function drain(fd: number): void {
+  load().read(fd, Buffer.alloc(8), 8);
+}
 
-  private signal(fd: number): void {
-    const one = Buffer.alloc(8);
-    one.writeBigUInt64LE(1n);
-    load().write(fd, one, 8);
-  }
+function signal(fd: number): void {
+  const one = Buffer.alloc(8);
+  one.writeBigUInt64LE(1n);
+  load().write(fd, one, 8);
 }
