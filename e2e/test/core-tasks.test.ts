@@ -109,8 +109,10 @@ for (const shim of SHIMS) {
       const o1 = id('oom1');
       try {
         await new Promise((r) => setTimeout(r, 500));
-        // The subshell holding 100 MB is killed; init goes on to sleep.
-        await ok(['run', '-d', '--memory-limit', String(16 << 20), image.ref, o1, 'sh', '-c', '(x=$(yes | head -c 100000000)); exec sleep 60']);
+        // The subshell holding 100 MB is killed (it volunteers as the OOM killer's victim, or
+        // the killer may pick init); init goes on to sleep.
+        const hog = '(echo 1000 > /proc/self/oom_score_adj; x=$(yes | head -c 100000000)); exec sleep 60';
+        await ok(['run', '-d', '--memory-limit', String(16 << 20), image.ref, o1, 'sh', '-c', hog]);
         await waitFor(() => new RegExp(`/tasks/oom .*"container_id":"${o1}"`).test(out), 10_000);
         expect(await ok(['tasks', 'ls'])).toMatch(new RegExp(`${o1}\\s+\\d+\\s+RUNNING`));
       } finally {

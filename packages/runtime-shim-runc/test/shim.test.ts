@@ -462,8 +462,9 @@ describe('logging binary and OOM', () => {
   });
 
   it('each OOM in a running container is published as it happens, not only when init dies', async () => {
-    // Three OOM kills of a subshell, 0.3 s apart; init lives on.
-    const oomLoop = 'for i in 1 2 3; do (x=$(yes | head -c 100000000)); sleep 0.3; done; exec sleep 60';
+    // Three OOM kills of a subshell, 0.3 s apart; init lives on (the subshell volunteers as
+    // the OOM killer's victim, which may otherwise pick init).
+    const oomLoop = 'for i in 1 2 3; do (echo 1000 > /proc/self/oom_score_adj; x=$(yes | head -c 100000000)); sleep 0.3; done; exec sleep 60';
     const b = await bundle('t-ooms', ['sh', '-c', oomLoop], { memoryLimit: 16 * 1024 * 1024 });
     await task.Create({ id: 't-ooms', bundle: b }, call);
     const waiting = task.Wait({ id: 't-ooms' }, call);
