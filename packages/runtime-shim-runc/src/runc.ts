@@ -14,7 +14,7 @@ import { deleteStopped } from './stopped-delete.js';
 export interface RuntimeConfig {
   /** Binary name or path: `runc` when empty. */
   binary: string;
-  /** State root for this namespace, e.g. /run/containerd/runc/default. */
+  /** State root for this namespace, e.g. /run/boxd/runc/default. */
   root: string;
   systemdCgroup: boolean;
   criuPath: string;
@@ -39,7 +39,12 @@ interface Output {
   stdout: string;
 }
 
-export const DEFAULT_RUNC_ROOT = '/run/containerd/runc';
+/**
+ * Not upstream's /run/containerd/runc: boxd and containerd on one machine would then
+ * share runc's state, so a namespace and id used by both would fail to start on the
+ * second, and one daemon's forced delete would remove the other's container.
+ */
+export const DEFAULT_RUNC_ROOT = '/run/boxd/runc';
 
 export function runtimeConfig(
   namespace: string,

@@ -42,7 +42,7 @@ import {
 import { makeBundle, readFifo, SHIM_BIN, shimDelete, shimEnv, shimStart, writeFifo, type ShimEnv } from './support.js';
 
 const NS = `bx-shim-${process.pid}`;
-const RUNC_ROOT = `/run/containerd/runc/${NS}`;
+const RUNC_ROOT = `/run/boxd/runc/${NS}`;
 const call = { timeoutMs: 20_000 };
 
 let dir: string;

@@ -29,7 +29,7 @@ import { SHIM_BIN } from './support.js';
 afterAll(async () => {
   await cleanupTempDirs();
   // runc delete --force in the delete test creates its state root.
-  await run('rm', ['-rf', '/run/containerd/runc/bx-del']);
+  await run('rm', ['-rf', '/run/boxd/runc/bx-del']);
 });
 
 describe('flags', () => {

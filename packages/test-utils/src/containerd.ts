@@ -1,5 +1,5 @@
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { ctr, type CtrOptions, type CtrResult } from './ctr.js';
 import { spawnDaemon, type Daemon } from './daemon.js';
 import { run } from './exec.js';
@@ -158,10 +158,14 @@ async function taskBundles(state: string): Promise<TaskBundle[]> {
   return bundles;
 }
 
-/** runc's state root for a task: options.json may override the runc shim's default. */
+/** The runc root each shim uses when the task's options name none. */
+const DEFAULT_RUNC_ROOTS: Record<string, string> = { 'containerd-shim-boxd-v2': '/run/boxd/runc' };
+
+/** runc's state root for a task: options.json may override the shim's default. */
 async function runcRoot(bundle: TaskBundle): Promise<string> {
   const options = await readFile(join(bundle.path, 'options.json'), 'utf8').catch(() => '{}');
-  const root = (JSON.parse(options) as { root?: string }).root || '/run/containerd/runc';
+  const shim = await readFile(join(bundle.path, 'shim-binary-path'), 'utf8').catch(() => '');
+  const root = (JSON.parse(options) as { root?: string }).root || DEFAULT_RUNC_ROOTS[basename(shim.trim())] || '/run/containerd/runc';
   return join(root, bundle.namespace);
 }
 
