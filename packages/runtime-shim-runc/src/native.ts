@@ -1,6 +1,5 @@
 /**
- * The few libc calls Node does not offer (bound in libc.ts): child subreaping, waitpid on a
- * single pid, posix_spawn, real pipes, receiving a pty master over SCM_RIGHTS, TIOCSWINSZ,
+ * The few libc calls Node does not offer (bound in libc.ts): child subreaping, waitpid, posix_spawn, real pipes, receiving a pty master over SCM_RIGHTS, TIOCSWINSZ,
  * mount and umount2.
  */
 import { libc as load } from './libc.js';
@@ -49,6 +48,12 @@ export function waitNoHang(pid: number): WaitResult {
   const errno = koffi.errno();
   if (errno === ECHILD) return 'not-a-child';
   throw new NativeError('waitpid', errno);
+}
+
+/** waitpid(-1, WNOHANG): some exited child of ours, reaped, or undefined when none has exited. */
+export function waitAnyNoHang(): { pid: number; status: number } | undefined {
+  const result = waitNoHang(-1);
+  return typeof result === 'string' ? undefined : result;
 }
 
 /** Exit status as containerd reports it: the exit code, or 128 + signal number. */

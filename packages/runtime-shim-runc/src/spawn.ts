@@ -21,3 +21,8 @@ export function spawnHelper(file: string, args: readonly string[], options: Spaw
 export function isHelper(pid: number): boolean {
   return helpers.has(pid);
 }
+
+/** Whether libuv has a child of ours to wait for (one not yet reported as exited). */
+export function helpersRunning(): boolean {
+  return helpers.size > 0;
+}

@@ -24,6 +24,14 @@ function orphan(script: string): Promise<number> {
   });
 }
 
+function isZombie(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.startsWith('Z') === true;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Runs `fn` with a window open, as the shim opens one before `runc create`: an
  * orphan that ends before `exited` watches it still hands over its status.
@@ -59,6 +67,29 @@ describe('Reaper', () => {
       return Promise.all(pids.map(exited));
     });
     expect(codes).toEqual([1, 2, 3, 4]);
+  });
+
+  it('while a helper runs, reaps orphans and leaves the helper to Node', async () => {
+    const helper = spawnHelper('/bin/sh', ['-c', 'sleep 0.6; exit 5'], { stdio: 'ignore' });
+    const helperExit = new Promise<number | null>((resolve) => helper.once('exit', resolve));
+    const codes = await withWindow(async (exited) => {
+      const pids = await Promise.all([4, 6].map((code) => orphan(`sleep 0.1; exit ${code}`)));
+      return Promise.all(pids.map(exited));
+    });
+    expect(codes).toEqual([4, 6]);
+    expect(await helperExit).toBe(5);
+  });
+
+  it('leaves the exit of a helper to Node even when reaping while it is a zombie', async () => {
+    const helper = spawnHelper('/bin/sh', ['-c', 'exit 5'], { stdio: 'ignore' });
+    const helperExit = new Promise<number | null>((resolve) => helper.once('exit', resolve));
+    // Synchronously, so libuv cannot reap it first: wait for the zombie, then reap.
+    const deadline = Date.now() + 5000;
+    while (!isZombie(helper.pid!) && Date.now() < deadline);
+    expect(isZombie(helper.pid!)).toBe(true);
+    reaper.reap();
+    const noExit = new Promise((resolve) => setTimeout(() => resolve('no exit event'), 5000).unref());
+    expect(await Promise.race([helperExit, noExit])).toBe(5);
   });
 
   it('reaps an orphan nobody watches, leaving no zombie', async () => {
