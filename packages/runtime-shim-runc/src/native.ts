@@ -1,6 +1,7 @@
 /**
- * The few libc calls Node does not offer (bound in libc.ts): child subreaping, waitpid, posix_spawn, real pipes, receiving a pty master over SCM_RIGHTS, TIOCSWINSZ,
- * mount and umount2.
+ * The few libc calls Node does not offer (bound in libc.ts): child subreaping, waitpid,
+ * posix_spawn, real pipes, receiving a pty master over SCM_RIGHTS, TIOCSWINSZ, mount and
+ * umount2.
  */
 import { libc as load } from './libc.js';
 
