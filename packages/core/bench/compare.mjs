@@ -305,6 +305,22 @@ async function removeDetached(up, ids) {
   await new Promise((res) => setTimeout(res, 5000));
 }
 
+/**
+ * Daemons, shims and containers left running from elsewhere (a test cut short, another
+ * bench) take CPU from both systems at random moments: their ratios move by some percent.
+ */
+async function warnOfStrays() {
+  const strays = [];
+  for (const pid of await readdir('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    const argv = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0');
+    const name = argv[0]?.split('/').pop() ?? '';
+    if (/^containerd/.test(name) || argv.some((a) => /\/\.?bin\/boxd(-[a-z-]+)?(\.js)?$/.test(a))) strays.push(`${pid} ${name}`);
+  }
+  if (strays.length) console.log(`warning: already running, skewing what follows: ${strays.join(', ')}`);
+}
+
+await warnOfStrays();
 const imgDir = await tempDir('bx-bench-img-');
 const small = await buildTestImage({ dir: imgDir });
 const big = only.has('import') ? await largeImage() : undefined;
