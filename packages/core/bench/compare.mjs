@@ -25,15 +25,18 @@ async function pss(pids) {
   return kb;
 }
 
-async function processesMatching(words) {
+/** Pids of the processes whose argv passes `test`. */
+async function processesWhere(test) {
   const out = [];
   for (const pid of await readdir('/proc')) {
     if (!/^\d+$/.test(pid)) continue;
-    const cmd = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0').join(' ');
-    if (words.every((w) => cmd.includes(w))) out.push(Number(pid));
+    const argv = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0');
+    if (test(argv)) out.push(Number(pid));
   }
   return out;
 }
+
+const processesMatching = (words) => processesWhere((argv) => words.every((w) => argv.join(' ').includes(w)));
 
 const systems = {
   async boxd(dir) {
@@ -310,14 +313,8 @@ async function removeDetached(up, ids) {
  * bench) take CPU from both systems at random moments: their ratios move by some percent.
  */
 async function warnOfStrays() {
-  const strays = [];
-  for (const pid of await readdir('/proc')) {
-    if (!/^\d+$/.test(pid)) continue;
-    const argv = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0');
-    const name = argv[0]?.split('/').pop() ?? '';
-    if (/^containerd/.test(name) || argv.some((a) => /\/\.?bin\/boxd(-[a-z-]+)?(\.js)?$/.test(a))) strays.push(`${pid} ${name}`);
-  }
-  if (strays.length) console.log(`warning: already running, skewing what follows: ${strays.join(', ')}`);
+  const strays = await processesWhere((argv) => /^containerd/.test(argv[0]?.split('/').pop() ?? '') || argv.some((a) => /\/\.?bin\/boxd(-[a-z-]+)?(\.js)?$/.test(a)));
+  if (strays.length) console.log(`warning: already running, skewing what follows: pids ${strays.join(', ')}`);
 }
 
 await warnOfStrays();
