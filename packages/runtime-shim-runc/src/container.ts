@@ -44,8 +44,12 @@ export interface ShimContext {
 
 /** Output still in flight when a process exits gets this long to reach the client. */
 const DRAIN_TIMEOUT_MS = 2_000;
-/** How long after an OOM notice its kill is looked for again. */
-const OOM_RECHECK_MS = 100;
+/**
+ * When, after an OOM notice, its kills are looked for again: most are counted within
+ * ~100 ms, but a second victim of the same OOM can be counted later, with no notice of
+ * its own.
+ */
+const OOM_RECHECKS_MS = [100, 1_000];
 /** Exit status when a process died while no shim could wait for it. */
 export const UNKNOWN_EXIT_STATUS = 255;
 
@@ -535,21 +539,32 @@ export class Container {
     this.oomRecheck = undefined;
   }
 
-  /** The kernel signals as an OOM starts; the kill it ends in is counted a moment later. */
+  /** The kernel signals as an OOM starts; the kills it ends in are counted a moment later. */
   private oomNoticed(): void {
     this.announceOomKills();
-    this.oomRecheck ??= setTimeout(() => {
-      this.oomRecheck = undefined;
-      this.announceOomKills();
-    }, OOM_RECHECK_MS).unref();
+    clearTimeout(this.oomRecheck);
+    this.recheckOom(0);
   }
 
-  /** Publishes /tasks/oom if the cgroup counted OOM kills not yet told of. */
+  private recheckOom(step: number): void {
+    const at = OOM_RECHECKS_MS[step];
+    if (at === undefined) {
+      this.oomRecheck = undefined;
+      return;
+    }
+    const wait = at - (OOM_RECHECKS_MS[step - 1] ?? 0);
+    this.oomRecheck = setTimeout(() => {
+      this.announceOomKills();
+      this.recheckOom(step + 1);
+    }, wait).unref();
+  }
+
+  /** Publishes one /tasks/oom for each OOM kill the cgroup counted and we have not told of. */
   private announceOomKills(): void {
     if (!this.cgroup) return;
     const kills = oomKills(this.cgroup) - this.oomKillsBefore;
-    if (kills <= this.oomKillsAnnounced) return;
-    this.oomKillsAnnounced = kills;
-    this.ctx.events.publish<events.TaskOOM>('/tasks/oom', events.TaskOOM, { containerId: this.id });
+    for (; this.oomKillsAnnounced < kills; this.oomKillsAnnounced++) {
+      this.ctx.events.publish<events.TaskOOM>('/tasks/oom', events.TaskOOM, { containerId: this.id });
+    }
   }
 }
