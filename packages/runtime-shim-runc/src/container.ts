@@ -116,7 +116,7 @@ export class Container {
   private oomKillsBefore = 0n;
   private oomKillsAnnounced = 0n;
   private stopOomWatch?: StopWatch;
-  private oomRecheck?: NodeJS.Timeout;
+  private oomRechecks: NodeJS.Timeout[] = [];
   private checkpointToRestore = '';
   /** A Start of init is under way: a second one would wait on the exec fifo for ever. */
   private initStarting = false;
@@ -535,28 +535,18 @@ export class Container {
   private stopWatchingOom(): void {
     this.stopOomWatch?.();
     this.stopOomWatch = undefined;
-    clearTimeout(this.oomRecheck);
-    this.oomRecheck = undefined;
+    this.cancelOomRechecks();
+  }
+
+  private cancelOomRechecks(): void {
+    for (const timer of this.oomRechecks.splice(0)) clearTimeout(timer);
   }
 
   /** The kernel signals as an OOM starts; the kills it ends in are counted a moment later. */
   private oomNoticed(): void {
     this.announceOomKills();
-    clearTimeout(this.oomRecheck);
-    this.recheckOom(0);
-  }
-
-  private recheckOom(step: number): void {
-    const at = OOM_RECHECKS_MS[step];
-    if (at === undefined) {
-      this.oomRecheck = undefined;
-      return;
-    }
-    const wait = at - (OOM_RECHECKS_MS[step - 1] ?? 0);
-    this.oomRecheck = setTimeout(() => {
-      this.announceOomKills();
-      this.recheckOom(step + 1);
-    }, wait).unref();
+    this.cancelOomRechecks();
+    this.oomRechecks = OOM_RECHECKS_MS.map((ms) => setTimeout(() => this.announceOomKills(), ms).unref());
   }
 
   /** Publishes one /tasks/oom for each OOM kill the cgroup counted and we have not told of. */

@@ -39,7 +39,7 @@ export function becomeChildSubreaper(): void {
 
 export type WaitResult = { pid: number; status: number } | 'running' | 'not-a-child';
 
-/** waitpid(pid, WNOHANG): never blocks, never touches any other child. */
+/** waitpid(pid, WNOHANG): never blocks; -1 reaps any one exited child, another pid no other child. */
 export function waitNoHang(pid: number): WaitResult {
   const { waitpid, koffi } = load();
   const status = [0];
@@ -49,12 +49,6 @@ export function waitNoHang(pid: number): WaitResult {
   const errno = koffi.errno();
   if (errno === ECHILD) return 'not-a-child';
   throw new NativeError('waitpid', errno);
-}
-
-/** waitpid(-1, WNOHANG): some exited child of ours, reaped, or undefined when none has exited. */
-export function waitAnyNoHang(): { pid: number; status: number } | undefined {
-  const result = waitNoHang(-1);
-  return typeof result === 'string' ? undefined : result;
 }
 
 /** Exit status as containerd reports it: the exit code, or 128 + signal number. */

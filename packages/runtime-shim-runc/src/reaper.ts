@@ -12,7 +12,7 @@
  * still running) is kept for any open `ExitWindow` to claim.
  */
 import { readdirSync, readFileSync } from 'node:fs';
-import { becomeChildSubreaper, waitAnyNoHang, waitNoHang } from './native.js';
+import { becomeChildSubreaper, waitNoHang } from './native.js';
 import { helpersRunning, isHelper } from './spawn.js';
 
 export type ExitHandler = (waitStatus: number) => void;
@@ -63,7 +63,7 @@ export class Reaper {
 
   reap(): void {
     if (!helpersRunning()) {
-      for (let exited = this.reapAny(); exited; exited = this.reapAny()) this.deliver(exited.pid, exited.status);
+      while (this.reapOne(-1));
       return;
     }
     for (const pid of this.children()) {
@@ -71,32 +71,23 @@ export class Reaper {
     }
   }
 
-  private reapAny(): { pid: number; status: number } | undefined {
-    try {
-      return waitAnyNoHang();
-    } catch {
-      return undefined;
-    }
-  }
-
-  private reapOne(pid: number): void {
+  /** waitpid(pid, WNOHANG), -1 for any child, and the exit handed on; false when nothing was reaped. */
+  private reapOne(pid: number): boolean {
     let result;
     try {
       result = waitNoHang(pid);
     } catch {
-      return;
+      return false;
     }
-    if (typeof result !== 'string') this.deliver(pid, result.status);
-  }
-
-  private deliver(pid: number, status: number): void {
-    const handler = this.handlers.get(pid);
+    if (typeof result === 'string') return false;
+    const handler = this.handlers.get(result.pid);
     if (handler) {
-      this.handlers.delete(pid);
-      handler(status);
-      return;
+      this.handlers.delete(result.pid);
+      handler(result.status);
+    } else {
+      for (const exits of this.windows) exits.set(result.pid, result.status);
     }
-    for (const exits of this.windows) exits.set(pid, status);
+    return true;
   }
 
   private children(): number[] {
